@@ -1,0 +1,476 @@
+//! A small typed store over sled: named trees of serde values (JSON-encoded), transactions,
+//! a schema version, and a group-commit `flush` so concurrent requests share one fsync.
+//!
+//! Key layout: the default tree holds `outboard/schema_version` (u32, big endian); each plugin
+//! owns the named trees it opens and documents their keys in its own store module.
+//! Logic never sees sled bytes: only `Tree<T>` with string keys and `T` values.
+
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+const SCHEMA_KEY: &[u8] = b"outboard/schema_version";
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed (I/O, corruption).
+    #[error("state store: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value does not decode as the expected type.
+    #[error("state store: bad value under {key:?}: {source}")]
+    Decode {
+        /// The key whose value is bad.
+        key: String,
+        /// The decoding error.
+        source: serde_json::Error,
+    },
+    /// A value could not be encoded.
+    #[error("state store: cannot encode value: {0}")]
+    Encode(serde_json::Error),
+    /// The state was written by a newer, incompatible version.
+    #[error("state store at {dir} has schema version {found}, this plugin understands up to {supported}")]
+    Schema {
+        /// Store directory.
+        dir: String,
+        /// Version found on disk.
+        found: u32,
+        /// Highest version this binary knows.
+        supported: u32,
+    },
+    /// The flush task could not run.
+    #[error("state store: flush task failed: {0}")]
+    Join(String),
+}
+
+struct Inner {
+    db: sled::Db,
+    /// Number of flush requests issued (a ticket per caller).
+    requested: AtomicU64,
+    /// Highest ticket known to be durable.
+    flushed: AtomicU64,
+    /// Held by the one caller running a flush; others wait here and usually find their ticket
+    /// already covered when they get it (group commit).
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+/// The plugin's durable state. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Open (or create) the store in `dir` and check its schema version.
+    pub fn open(dir: &Path, schema_version: u32) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        match db.get(SCHEMA_KEY)? {
+            Some(v) => {
+                let found = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]));
+                if found > schema_version {
+                    return Err(StoreError::Schema {
+                        dir: dir.display().to_string(),
+                        found,
+                        supported: schema_version,
+                    });
+                }
+                if found < schema_version {
+                    // No migrations exist yet: older layouts are forward compatible.
+                    db.insert(SCHEMA_KEY, &schema_version.to_be_bytes())?;
+                }
+            }
+            None => {
+                db.insert(SCHEMA_KEY, &schema_version.to_be_bytes())?;
+            }
+        }
+        db.flush()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                requested: AtomicU64::new(0),
+                flushed: AtomicU64::new(0),
+                flush_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// A temporary store for tests (deleted on drop of the last handle).
+    pub fn temporary() -> Result<Self, StoreError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                requested: AtomicU64::new(0),
+                flushed: AtomicU64::new(0),
+                flush_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The schema version recorded on disk.
+    pub fn schema_version(&self) -> Result<Option<u32>, StoreError> {
+        Ok(self
+            .inner
+            .db
+            .get(SCHEMA_KEY)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u32::from_be_bytes)))
+    }
+
+    /// Open the named tree holding values of type `T`.
+    pub fn tree<T>(&self, name: &str) -> Result<Tree<T>, StoreError> {
+        Ok(Tree {
+            tree: self.inner.db.open_tree(name)?,
+            _t: PhantomData,
+        })
+    }
+
+    /// Make every write made before this call durable. Concurrent callers share one flush:
+    /// whoever holds the lock flushes everything written so far, on behalf of all waiters.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let ticket = self.inner.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.inner.flushed.load(Ordering::SeqCst) >= ticket {
+            return Ok(());
+        }
+        let _guard = self.inner.flush_lock.lock().await;
+        if self.inner.flushed.load(Ordering::SeqCst) >= ticket {
+            return Ok(());
+        }
+        // Every ticket issued up to now belongs to a write that already happened.
+        let covered = self.inner.requested.load(Ordering::SeqCst);
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))??;
+        self.inner.flushed.fetch_max(covered, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Flush synchronously (for shutdown and non-async code).
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// Run `f` atomically over several trees (sled transaction; retried on conflict).
+    pub fn transaction<R, E, F>(&self, trees: &[&sled::Tree], f: F) -> Result<R, TxError<E>>
+    where
+        F: Fn(&[sled::transaction::TransactionalTree]) -> Result<R, TxAbort<E>>,
+    {
+        use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+        let owned: Vec<sled::Tree> = trees.iter().map(|t| (*t).clone()).collect();
+        let res = owned.as_slice().transaction(|txs| {
+            f(txs).map_err(|e| match e {
+                TxAbort::Abort(e) => ConflictableTransactionError::Abort(TxInner::User(e)),
+                TxAbort::Store(e) => ConflictableTransactionError::Abort(TxInner::Store(e)),
+                TxAbort::Conflict(()) => ConflictableTransactionError::Conflict,
+            })
+        });
+        match res {
+            Ok(r) => Ok(r),
+            Err(TransactionError::Abort(TxInner::User(e))) => Err(TxError::Abort(e)),
+            Err(TransactionError::Abort(TxInner::Store(e))) => Err(TxError::Store(e)),
+            Err(TransactionError::Storage(e)) => Err(TxError::Store(StoreError::Sled(e))),
+        }
+    }
+}
+
+enum TxInner<E> {
+    User(E),
+    Store(StoreError),
+}
+
+/// Why a transaction closure stopped.
+pub enum TxAbort<E> {
+    /// Abort with the caller's error; nothing is written.
+    Abort(E),
+    /// A store error inside the transaction; nothing is written.
+    Store(StoreError),
+    /// A conflict: sled retries the closure.
+    Conflict(()),
+}
+
+impl<E> From<sled::transaction::UnabortableTransactionError> for TxAbort<E> {
+    fn from(e: sled::transaction::UnabortableTransactionError) -> Self {
+        match e {
+            sled::transaction::UnabortableTransactionError::Conflict => TxAbort::Conflict(()),
+            sled::transaction::UnabortableTransactionError::Storage(e) => {
+                TxAbort::Store(StoreError::Sled(e))
+            }
+        }
+    }
+}
+
+/// Outcome of a failed transaction.
+#[derive(Debug)]
+pub enum TxError<E> {
+    /// The closure aborted with this error.
+    Abort(E),
+    /// The store failed.
+    Store(StoreError),
+}
+
+/// Typed get inside a transaction.
+pub fn tx_get<T: DeserializeOwned, E>(
+    tx: &sled::transaction::TransactionalTree,
+    key: &str,
+) -> Result<Option<T>, TxAbort<E>> {
+    match tx.get(key.as_bytes())? {
+        Some(v) => serde_json::from_slice(&v).map(Some).map_err(|source| {
+            TxAbort::Store(StoreError::Decode {
+                key: key.to_string(),
+                source,
+            })
+        }),
+        None => Ok(None),
+    }
+}
+
+/// Typed insert inside a transaction.
+pub fn tx_insert<T: Serialize, E>(
+    tx: &sled::transaction::TransactionalTree,
+    key: &str,
+    value: &T,
+) -> Result<(), TxAbort<E>> {
+    let bytes = serde_json::to_vec(value).map_err(|e| TxAbort::Store(StoreError::Encode(e)))?;
+    tx.insert(key.as_bytes(), bytes)?;
+    Ok(())
+}
+
+/// Remove inside a transaction.
+pub fn tx_remove<E>(
+    tx: &sled::transaction::TransactionalTree,
+    key: &str,
+) -> Result<(), TxAbort<E>> {
+    tx.remove(key.as_bytes())?;
+    Ok(())
+}
+
+/// A named tree of `T` values under string keys.
+pub struct Tree<T> {
+    tree: sled::Tree,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Tree<T> {
+    fn clone(&self) -> Self {
+        Self {
+            tree: self.tree.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Tree<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tree").finish_non_exhaustive()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Tree<T> {
+    fn decode(key: &[u8], v: &[u8]) -> Result<T, StoreError> {
+        serde_json::from_slice(v).map_err(|source| StoreError::Decode {
+            key: String::from_utf8_lossy(key).into_owned(),
+            source,
+        })
+    }
+
+    /// The raw sled tree, for [`Store::transaction`].
+    pub fn raw(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.tree
+            .get(key.as_bytes())?
+            .map(|v| Self::decode(key.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Store `value` under `key`, returning the previous value.
+    pub fn insert(&self, key: &str, value: &T) -> Result<Option<T>, StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(StoreError::Encode)?;
+        self.tree
+            .insert(key.as_bytes(), bytes)?
+            .map(|v| Self::decode(key.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Remove `key`, returning the previous value.
+    pub fn remove(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.tree
+            .remove(key.as_bytes())?
+            .map(|v| Self::decode(key.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Whether `key` is present.
+    pub fn contains(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.tree.contains_key(key.as_bytes())?)
+    }
+
+    /// Atomically replace the value under `key` with `f(old)` (compare-and-swap loop).
+    /// `f` may run more than once; `None` removes the key. Returns the new value.
+    pub fn update<F>(&self, key: &str, mut f: F) -> Result<Option<T>, StoreError>
+    where
+        F: FnMut(Option<T>) -> Option<T>,
+    {
+        loop {
+            let old_raw = self.tree.get(key.as_bytes())?;
+            let old = old_raw
+                .as_ref()
+                .map(|v| Self::decode(key.as_bytes(), v))
+                .transpose()?;
+            let new = f(old);
+            let new_raw = new
+                .as_ref()
+                .map(serde_json::to_vec)
+                .transpose()
+                .map_err(StoreError::Encode)?;
+            match self
+                .tree
+                .compare_and_swap(key.as_bytes(), old_raw, new_raw)?
+            {
+                Ok(()) => return Ok(new),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// All entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = Result<(String, T), StoreError>> + '_ {
+        self.tree.iter().map(|r| {
+            let (k, v) = r?;
+            Ok((
+                String::from_utf8_lossy(&k).into_owned(),
+                Self::decode(&k, &v)?,
+            ))
+        })
+    }
+
+    /// Entries whose key starts with `prefix`.
+    pub fn scan_prefix(
+        &self,
+        prefix: &str,
+    ) -> impl Iterator<Item = Result<(String, T), StoreError>> + '_ {
+        self.tree.scan_prefix(prefix.as_bytes()).map(|r| {
+            let (k, v) = r?;
+            Ok((
+                String::from_utf8_lossy(&k).into_owned(),
+                Self::decode(&k, &v)?,
+            ))
+        })
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Whether the tree is empty.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq, Clone)]
+    struct Vol {
+        name: String,
+        mounts: u32,
+    }
+
+    #[tokio::test]
+    async fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path(), 1).unwrap();
+            let t: Tree<Vol> = s.tree("volumes").unwrap();
+            t.insert(
+                "a",
+                &Vol {
+                    name: "a".into(),
+                    mounts: 2,
+                },
+            )
+            .unwrap();
+            s.flush().await.unwrap();
+        }
+        let s = Store::open(dir.path(), 1).unwrap();
+        let t: Tree<Vol> = s.tree("volumes").unwrap();
+        assert_eq!(t.get("a").unwrap().unwrap().mounts, 2);
+        assert_eq!(s.schema_version().unwrap(), Some(1));
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), 3).unwrap());
+        let e = Store::open(dir.path(), 2).unwrap_err().to_string();
+        assert!(e.contains("schema version 3"), "{e}");
+    }
+
+    #[test]
+    fn update_and_transaction() {
+        let s = Store::temporary().unwrap();
+        let a: Tree<u32> = s.tree("a").unwrap();
+        let b: Tree<u32> = s.tree("b").unwrap();
+        a.update("n", |v| Some(v.unwrap_or(0) + 1)).unwrap();
+        a.update("n", |v| Some(v.unwrap_or(0) + 1)).unwrap();
+        assert_eq!(a.get("n").unwrap(), Some(2));
+        // Move the counter from a to b atomically.
+        s.transaction::<(), String, _>(&[a.raw(), b.raw()], |tx| {
+            let n: u32 = tx_get(&tx[0], "n")?.unwrap_or(0);
+            tx_remove(&tx[0], "n")?;
+            tx_insert(&tx[1], "n", &n)?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(a.get("n").unwrap(), None);
+        assert_eq!(b.get("n").unwrap(), Some(2));
+        // An aborted transaction writes nothing.
+        let r = s.transaction::<(), String, _>(&[b.raw()], |tx| {
+            tx_insert(&tx[0], "n", &99u32)?;
+            Err(TxAbort::Abort("no".into()))
+        });
+        assert!(matches!(r, Err(TxError::Abort(m)) if m == "no"));
+        assert_eq!(b.get("n").unwrap(), Some(2));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_flushes_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 1).unwrap();
+        let t: Tree<u32> = s.tree("x").unwrap();
+        let mut handles = Vec::new();
+        for i in 0..64u32 {
+            let s = s.clone();
+            let t = t.clone();
+            handles.push(tokio::spawn(async move {
+                t.insert(&i.to_string(), &i).unwrap();
+                s.flush().await.unwrap();
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        assert_eq!(t.len(), 64);
+    }
+}
