@@ -250,12 +250,20 @@ pub fn config_json_env_names(config_json: &str) -> Result<BTreeSet<String>, serd
     Ok(cfg.env.into_iter().map(|e| e.name).collect())
 }
 
-/// Check that `config.json` declares exactly the env names the plugin reads. Used by each
-/// plugin's tests, so `docker plugin set` can reach every setting and nothing else.
+/// Shared settings a managed plugin's `config.json` must declare. The others (`LISTEN`,
+/// `SPEC_DIR`, `TLS_*`, `DAEMON_TLS_*`) only make sense for legacy plugins and may be left out.
+pub const MANAGED_SETTINGS: &[&str] = &["DEBUG", "LOG_FORMAT", "STATE_DIR", "BODY_LIMIT", "CONFIG_FILE"];
+
+/// Check that `config.json` declares every setting of the plugin (its own and
+/// [`MANAGED_SETTINGS`]) and nothing the plugin does not read. Used by each plugin's tests, so
+/// `docker plugin set` reaches every setting and no declared key is dead.
 pub fn check_config_json<C: Serialize + Default>(config_json: &str) -> Result<(), String> {
     let declared = config_json_env_names(config_json).map_err(|e| e.to_string())?;
     let known = setting_names::<C>();
-    let missing: Vec<_> = known.difference(&declared).collect();
+    let mut required = setting_names::<()>();
+    required.retain(|k| MANAGED_SETTINGS.contains(&k.as_str()));
+    required.extend(setting_names_of::<C>());
+    let missing: Vec<_> = required.difference(&declared).collect();
     let unknown: Vec<_> = declared.difference(&known).collect();
     if missing.is_empty() && unknown.is_empty() {
         Ok(())
@@ -266,7 +274,16 @@ pub fn check_config_json<C: Serialize + Default>(config_json: &str) -> Result<()
     }
 }
 
+/// The upper-cased field names of `C` alone.
+fn setting_names_of<C: Serialize + Default>() -> BTreeSet<String> {
+    match serde_json::to_value(C::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().map(|k| k.to_ascii_uppercase()).collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -337,12 +354,18 @@ mod tests {
             .collect();
         let doc = serde_json::json!({ "env": env }).to_string();
         assert!(check_config_json::<Demo>(&doc).is_ok());
-        names.pop();
+        names.retain(|n| n != "RETRIES");
         let env: Vec<_> = names
             .iter()
             .map(|n| serde_json::json!({"name": n}))
             .collect();
         let doc = serde_json::json!({ "env": env }).to_string();
-        assert!(check_config_json::<Demo>(&doc).is_err());
+        let e = check_config_json::<Demo>(&doc).unwrap_err();
+        assert!(e.contains("RETRIES"), "{e}");
+        let doc = r#"{"env":[{"name":"DEBUG"},{"name":"LOG_FORMAT"},{"name":"STATE_DIR"},{"name":"BODY_LIMIT"},{"name":"CONFIG_FILE"},{"name":"POOL"},{"name":"RETRIES"},{"name":"BOGUS"}]}"#;
+        let e = check_config_json::<Demo>(doc).unwrap_err();
+        assert!(e.contains("BOGUS"), "{e}");
+        let doc = doc.replace(r#",{"name":"BOGUS"}"#, "");
+        assert!(check_config_json::<Demo>(&doc).is_ok());
     }
 }

@@ -1,0 +1,111 @@
+# Outboard: a thin wrapper over cargo and the docker CLI.
+#
+#   make demo             bring up a daemon if none answers, install the four plugins, show them work
+#   make test             fmt, clippy, unit tests, then end-to-end tests against a private dockerd
+#   make plugin-install   build and (re)install all four managed plugins into $DOCKER_HOST
+#
+# Names, tag and host paths are variables: make plugin-install PLUGIN_PREFIX=acme TAG=v1
+
+PLUGIN_PREFIX ?= outboard
+TAG           ?= latest
+PLUGINS       ?= volume network ipam authz
+DOCKER        ?= docker
+# Host directories behind the plugins' "state" mounts (and the authz policy/audit mounts).
+STATE_ROOT    ?= /var/lib/outboard
+POLICY_DIR    ?= /etc/outboard
+AUDIT_DIR     ?= /var/log/outboard
+
+TARGET        := x86_64-unknown-linux-gnu
+RELEASE_DIR   := target/$(TARGET)/release
+BUILD_DIR     := target/plugins
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: all build rootfs plugin-create plugin-enable plugin-install plugin-uninstall \
+        test unit e2e lint fmt demo bench clean
+
+all: build
+
+## build: static release binaries (the rootfs holds just the binary)
+build:
+	RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target $(TARGET) --bins
+
+## rootfs: one managed-plugin directory per plugin: config.json + rootfs/ (binary + empty dirs)
+rootfs: build
+	@set -e; for p in $(PLUGINS); do \
+	  d=$(BUILD_DIR)/$$p; rm -rf $$d; \
+	  mkdir -p $$d/rootfs/bin $$d/rootfs/state $$d/rootfs/run/docker/plugins $$d/rootfs/tmp \
+	           $$d/rootfs/proc $$d/rootfs/sys $$d/rootfs/dev $$d/rootfs/etc; \
+	  for extra in $$(sed -n 's/.*"destination": "\(.*\)".*/\1/p; s/.*"propagatedMount": "\(.*\)".*/\1/p' deploy/$$p/config.json); do \
+	    mkdir -p $$d/rootfs$$extra; done; \
+	  cp $(RELEASE_DIR)/outboard-$$p $$d/rootfs/bin/; \
+	  cp deploy/$$p/config.json $$d/config.json; \
+	  echo "rootfs $$p: $$(du -sh $$d/rootfs | cut -f1)"; \
+	done
+
+## plugin-create: create the plugins (disabled) from the rootfs dirs, replacing older installs
+plugin-create: rootfs
+	@set -e; for p in $(PLUGINS); do \
+	  n=$(PLUGIN_PREFIX)-$$p:$(TAG); \
+	  if $(DOCKER) plugin inspect $$n >/dev/null 2>&1; then \
+	    echo "replacing $$n"; $(DOCKER) plugin rm -f $$n >/dev/null; fi; \
+	  $(DOCKER) plugin create $$n $(BUILD_DIR)/$$p >/dev/null; \
+	  mkdir -p $(STATE_ROOT)/$$p; \
+	  $(DOCKER) plugin set $$n state.source=$(STATE_ROOT)/$$p; \
+	  if [ $$p = authz ]; then \
+	    mkdir -p $(POLICY_DIR) $(AUDIT_DIR); \
+	    if [ ! -e $(POLICY_DIR)/policy.toml ]; then \
+	      cp deploy/authz/policy.example.toml $(POLICY_DIR)/policy.toml; \
+	      echo "installed example policy at $(POLICY_DIR)/policy.toml"; fi; \
+	    $(DOCKER) plugin set $$n policy.source=$(POLICY_DIR) audit.source=$(AUDIT_DIR); \
+	  fi; \
+	  echo "created $$n"; \
+	done
+
+## plugin-enable: enable the plugins
+plugin-enable:
+	@set -e; for p in $(PLUGINS); do \
+	  n=$(PLUGIN_PREFIX)-$$p:$(TAG); \
+	  $(DOCKER) plugin enable $$n >/dev/null; echo "enabled $$n"; \
+	done
+
+## plugin-install: build, rootfs, create, enable (re-runnable)
+plugin-install: plugin-create plugin-enable
+	@$(DOCKER) plugin ls
+
+## plugin-uninstall: disable and remove the plugins (state directories on the host are kept)
+plugin-uninstall:
+	@for p in $(PLUGINS); do \
+	  n=$(PLUGIN_PREFIX)-$$p:$(TAG); \
+	  if $(DOCKER) plugin inspect $$n >/dev/null 2>&1; then \
+	    $(DOCKER) plugin rm -f $$n >/dev/null && echo "removed $$n"; fi; \
+	done
+
+## fmt / lint
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --locked -- -D warnings
+
+## unit: unit, router and socket tests (no daemon needed)
+unit:
+	cargo test --workspace --locked
+
+## e2e: end-to-end tests against a private dockerd (installs docker.io etc. if missing)
+e2e: rootfs
+	bash tests/e2e/run.sh
+
+## test: everything CI runs
+test: lint unit e2e
+
+## demo: the main job, visibly
+demo: rootfs
+	bash tests/e2e/demo.sh
+
+## bench: side-by-side benchmarks against the built-in drivers
+bench: rootfs
+	bash bench/run.sh
+
+clean:
+	cargo clean

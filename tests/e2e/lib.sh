@@ -1,0 +1,180 @@
+# shellcheck shell=bash
+# The end-to-end harness: a private dockerd that never disturbs a daemon the user runs.
+#
+#   source tests/e2e/lib.sh
+#   e2e_start                 # installs docker.io & co if missing, starts dockerd, imports busybox
+#   e2e_install volume ipam   # make plugin-install into the private daemon
+#   ... docker ... ; check "what" cond ...
+#   (teardown runs on EXIT, also on failure: containers, networks, volumes, plugins, daemon, mounts)
+#
+# Variables after e2e_start: E2E_DIR, DOCKER_HOST (exported), DOCKERD_PID, DOCKERD_LOG, IMAGE.
+
+set -u
+E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+IMAGE=local/busybox
+PREFIX=${PLUGIN_PREFIX:-outboard}
+E2E_FAILS=0
+E2E_PASSES=0
+# Debian's own client matches the 20.10 daemon; a newer client first on PATH also works.
+DOCKER_BIN=${DOCKER_BIN:-docker}
+
+log() { printf '\033[1m[e2e %s]\033[0m %s\n' "$(date +%T)" "$*" >&2; }
+docker() { command "$DOCKER_BIN" "$@"; }
+
+# check "description" command...: run the command; count and report pass/fail.
+check() {
+  local what=$1; shift
+  if "$@" >/dev/null 2>&1; then
+    E2E_PASSES=$((E2E_PASSES + 1)); printf '  ok   %s\n' "$what" >&2
+  else
+    E2E_FAILS=$((E2E_FAILS + 1)); printf '  FAIL %s\n' "$what" >&2
+  fi
+}
+# expect_eq "description" expected actual
+expect_eq() {
+  if [ "$2" = "$3" ]; then E2E_PASSES=$((E2E_PASSES + 1)); printf '  ok   %s\n' "$1" >&2
+  else E2E_FAILS=$((E2E_FAILS + 1)); printf '  FAIL %s: expected [%s] got [%s]\n' "$1" "$2" "$3" >&2; fi
+}
+# expect_contains "description" needle haystack
+expect_contains() {
+  case "$3" in
+    *"$2"*) E2E_PASSES=$((E2E_PASSES + 1)); printf '  ok   %s\n' "$1" >&2 ;;
+    *) E2E_FAILS=$((E2E_FAILS + 1)); printf '  FAIL %s: [%s] not in [%s]\n' "$1" "$2" "$3" >&2 ;;
+  esac
+}
+# expect_fail "description" needle command...: the command must fail and print needle.
+expect_fail() {
+  local what=$1 needle=$2; shift 2
+  local out
+  if out=$("$@" 2>&1); then
+    E2E_FAILS=$((E2E_FAILS + 1)); printf '  FAIL %s: succeeded: %s\n' "$what" "$out" >&2
+  else
+    expect_contains "$what" "$needle" "$out"
+  fi
+}
+# retry N cmd...: up to N attempts, 0.2 s apart (bounded polling, never sleep-and-hope).
+retry() {
+  local n=$1; shift
+  local i
+  for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  return 1
+}
+
+e2e_install_packages() {
+  local need=()
+  command -v dockerd >/dev/null || need+=(docker.io containerd runc)
+  [ -x /bin/busybox ] || need+=(busybox-static)
+  command -v curl >/dev/null || need+=(curl)
+  command -v ip >/dev/null || need+=(iproute2)
+  command -v iptables >/dev/null || need+=(iptables)
+  command -v nft >/dev/null || need+=(nftables)
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+  command -v "$DOCKER_BIN" >/dev/null || DOCKER_BIN=/usr/bin/docker
+}
+
+# e2e_start_dockerd: start (or restart, keeping data) the private daemon in $E2E_DIR.
+e2e_start_dockerd() {
+  local id; id=$(basename "$E2E_DIR")
+  [ -f "$E2E_DIR/daemon.json" ] || echo '{}' > "$E2E_DIR/daemon.json"
+  dockerd --data-root "$E2E_DIR/root" --exec-root "$E2E_DIR/exec" --pidfile "$E2E_DIR/dockerd.pid" \
+    -H "unix://$E2E_DIR/docker.sock" --config-file "$E2E_DIR/daemon.json" \
+    --containerd-namespace "$id" --containerd-plugins-namespace "$id-plugins" \
+    --iptables=false --ip-forward=false --bridge=none >>"$DOCKERD_LOG" 2>&1 &
+  DOCKERD_PID=$!
+  local i
+  for ((i = 0; i < 150; i++)); do
+    docker version >/dev/null 2>&1 && return 0
+    kill -0 "$DOCKERD_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  log "dockerd did not come up; last log lines:"; tail -20 "$DOCKERD_LOG" >&2
+  return 1
+}
+
+# e2e_stop_dockerd: SIGTERM and wait (bounded), then SIGKILL.
+e2e_stop_dockerd() {
+  [ -n "${DOCKERD_PID:-}" ] || return 0
+  kill "$DOCKERD_PID" 2>/dev/null
+  local i
+  for ((i = 0; i < 150; i++)); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.2; done
+  kill -9 "$DOCKERD_PID" 2>/dev/null
+  wait "$DOCKERD_PID" 2>/dev/null
+  DOCKERD_PID=
+}
+
+e2e_restart_dockerd() {
+  docker ps -q | xargs -r docker stop -t 1 >/dev/null 2>&1
+  e2e_stop_dockerd
+  e2e_start_dockerd
+}
+
+e2e_start() {
+  e2e_install_packages
+  E2E_DIR=$(mktemp -d /tmp/ob.XXXXXX)
+  DOCKERD_LOG=$E2E_DIR/dockerd.log
+  export DOCKER_HOST=unix://$E2E_DIR/docker.sock
+  trap e2e_teardown EXIT
+  trap 'exit 130' INT TERM
+  log "private dockerd in $E2E_DIR"
+  e2e_start_dockerd || exit 1
+  # A busybox image made with docker import (no registry here).
+  local r=$E2E_DIR/img
+  mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/data"
+  cp /bin/busybox "$r/bin/"
+  for a in sh ls cat echo true false ping ip id stat sleep dd wc nc head tail grep hostname ifconfig route mkdir touch rm stat df mount wget httpd; do
+    ln -sf busybox "$r/bin/$a"; done
+  echo 'root:x:0:0:root:/:/bin/sh' > "$r/etc/passwd"
+  tar -C "$r" -c . | docker import - "$IMAGE" >/dev/null || { log "image import failed"; exit 1; }
+}
+
+# e2e_install [plugin...]: make plugin-install into the private daemon (state under $E2E_DIR).
+e2e_install() {
+  local plugins="$*"
+  make -s -C "$E2E_ROOT" plugin-create plugin-enable PLUGINS="$plugins" \
+    STATE_ROOT="$E2E_DIR/state" POLICY_DIR="$E2E_DIR/policy" AUDIT_DIR="$E2E_DIR/audit" \
+    DOCKER="$DOCKER_BIN" >&2
+}
+
+# plugin_id NAME: full ID of a managed plugin.
+plugin_id() { docker plugin inspect -f '{{.Id}}' "$1"; }
+# plugin_pid NAME: host PID of the plugin process (its root is the plugin's rootfs).
+plugin_pid() {
+  local root; root="$E2E_DIR/root/plugins/$(plugin_id "$1")/rootfs"
+  local p
+  for p in $(pgrep -f '^/bin/outboard-'); do
+    [ "$(readlink "/proc/$p/root" 2>/dev/null)" = "$root" ] && { echo "$p"; return 0; }
+  done
+  return 1
+}
+# plugin_log NAME: the plugin's lines from the dockerd log.
+plugin_log() { grep "plugin=$(plugin_id "$1")" "$DOCKERD_LOG"; }
+
+e2e_teardown() {
+  local rc=$?
+  set +e
+  if [ -n "${DOCKER_HOST:-}" ] && [ -n "${DOCKERD_PID:-}" ]; then
+    # Never leave an authz plugin configured: the daemon would stay locked.
+    if grep -q authorization-plugins "$E2E_DIR/daemon.json" 2>/dev/null; then
+      echo '{}' > "$E2E_DIR/daemon.json"; kill -HUP "$DOCKERD_PID"; sleep 0.5
+    fi
+    docker ps -aq | xargs -r docker rm -f >/dev/null 2>&1
+    docker network ls -q --filter type=custom | xargs -r docker network rm >/dev/null 2>&1
+    docker volume ls -q | xargs -r docker volume rm -f >/dev/null 2>&1
+    for p in $(docker plugin ls -q 2>/dev/null); do docker plugin rm -f "$p" >/dev/null 2>&1; done
+  fi
+  e2e_stop_dockerd
+  if [ -n "${E2E_DIR:-}" ] && [ -d "$E2E_DIR" ]; then
+    # Unmount whatever dockerd or the plugins left under our directory, deepest first.
+    awk -v d="$E2E_DIR" '$5 ~ "^"d {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    rm -rf "$E2E_DIR"
+  fi
+  if [ "$E2E_FAILS" -gt 0 ]; then
+    log "$E2E_PASSES passed, $E2E_FAILS FAILED"; exit 1
+  fi
+  log "$E2E_PASSES passed"
+  exit "$rc"
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run every end-to-end test (tests/e2e/test_*.sh), each against its own private dockerd.
+# Usage: bash tests/e2e/run.sh [name-filter]
+set -u
+cd "$(dirname "$0")"
+failed=()
+for t in test_*.sh; do
+  case "$t" in *"${1:-}"*) ;; *) continue ;; esac
+  echo "=== $t"
+  start=$(date +%s)
+  if bash "$t"; then echo "=== $t passed in $(( $(date +%s) - start ))s"
+  else failed+=("$t"); echo "=== $t FAILED"; fi
+done
+if [ ${#failed[@]} -gt 0 ]; then echo "failed: ${failed[*]}"; exit 1; fi
+echo "all e2e tests passed"
