@@ -26,8 +26,13 @@ export CARGO_TERM_COLOR ?= never
 all: build
 
 ## build: static release binaries (the rootfs holds just the binary)
+PKG_volume  := volume-driver
+PKG_network := network-driver
+PKG_ipam    := ipam-driver
+PKG_authz   := authz-plugin
 build:
-	RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target $(TARGET) --bins
+	RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target $(TARGET) \
+	  $(foreach p,$(PLUGINS),-p $(PKG_$(p)))
 
 ## rootfs: one managed-plugin directory per plugin: config.json + rootfs/ (binary + empty dirs)
 rootfs: build
