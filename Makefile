@@ -56,6 +56,8 @@ plugin-create: rootfs
 	  $(DOCKER) plugin create $$n $(BUILD_DIR)/$$p >/dev/null; \
 	  mkdir -p $(STATE_ROOT)/$$p; \
 	  $(DOCKER) plugin set $$n state.source=$(STATE_ROOT)/$$p; \
+	  if grep -q '"name": "data"' deploy/$$p/config.json; then \
+	    mkdir -p $(STATE_ROOT)/$$p-data; $(DOCKER) plugin set $$n data.source=$(STATE_ROOT)/$$p-data; fi; \
 	  if [ $$p = authz ]; then \
 	    mkdir -p $(POLICY_DIR) $(AUDIT_DIR); \
 	    if [ ! -e $(POLICY_DIR)/policy.toml ]; then \
