@@ -252,7 +252,13 @@ pub fn config_json_env_names(config_json: &str) -> Result<BTreeSet<String>, serd
 
 /// Shared settings a managed plugin's `config.json` must declare. The others (`LISTEN`,
 /// `SPEC_DIR`, `TLS_*`, `DAEMON_TLS_*`) only make sense for legacy plugins and may be left out.
-pub const MANAGED_SETTINGS: &[&str] = &["DEBUG", "LOG_FORMAT", "STATE_DIR", "BODY_LIMIT", "CONFIG_FILE"];
+pub const MANAGED_SETTINGS: &[&str] = &[
+    "DEBUG",
+    "LOG_FORMAT",
+    "STATE_DIR",
+    "BODY_LIMIT",
+    "CONFIG_FILE",
+];
 
 /// Check that `config.json` declares every setting of the plugin (its own and
 /// [`MANAGED_SETTINGS`]) and nothing the plugin does not read. Used by each plugin's tests, so

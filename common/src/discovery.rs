@@ -193,6 +193,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn shutdown_finishes_in_flight_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("slow.sock");
+        let bound = bind(
+            "p",
+            &format!("unix://{}", sock.display()),
+            &RuntimeConfig::default(),
+        )
+        .await
+        .unwrap();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let started_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(started_tx)));
+        let routes = axum::Router::new().route(
+            "/Slow.Call",
+            axum::routing::post(move || {
+                let tx = started_tx.clone();
+                async move {
+                    if let Some(tx) = tx.lock().unwrap().take() {
+                        let _ = tx.send(());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    crate::http::reply(serde_json::json!({"done": true}))
+                }
+            }),
+        );
+        let app = crate::http::app(routes, &["VolumeDriver"], &RuntimeConfig::default());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::http::serve(bound, app, async {
+            let _ = rx.await;
+        }));
+        let client = tokio::spawn({
+            let sock = sock.clone();
+            async move {
+                let mut s = tokio::net::UnixStream::connect(&sock).await.unwrap();
+                s.write_all(b"POST /Slow.Call HTTP/1.1\r\nHost:\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await
+                    .unwrap();
+                let mut out = String::new();
+                s.read_to_string(&mut out).await.unwrap();
+                out
+            }
+        });
+        started_rx.await.unwrap();
+        tx.send(()).unwrap(); // SIGTERM arrives while the request is in flight
+        let out = client.await.unwrap();
+        assert!(
+            out.contains(r#"{"done":true}"#),
+            "in-flight request finished: {out}"
+        );
+        server.await.unwrap().unwrap();
+        assert!(!sock.exists());
+    }
+
+    #[tokio::test]
     async fn stale_socket_is_replaced_live_one_refused() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("p.sock");
