@@ -1,27 +1,296 @@
-//! Outboard authorization plugin (`authz`).
+//! Outboard authorization plugin (`authz`): a fail-closed policy on every Docker API call.
+//!
+//! dockerd calls `AuthZPlugin.AuthZReq` before and `AuthZPlugin.AuthZRes` after each API
+//! request; [`service::Service`] answers from a TOML policy ([`policy`]) that is reloaded when
+//! the file changes or on SIGHUP. Requests are normalised ([`route`]) and bodies read strictly
+//! ([`body`]) so that no spelling of a request escapes its rule. This module holds the settings,
+//! the error type, the HTTP handlers and the `check` sub-command.
 
+pub mod api;
+pub mod body;
+pub mod policy;
+pub mod route;
+pub mod service;
+pub mod sys;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
+use crate::api::AuthZRequest;
+use crate::policy::{Builtins, Policy};
+use crate::service::{Mode, Service, Settings};
+use crate::sys::{RealSys, Sys};
+
 /// Settings of this plugin (env names are the upper-cased field names).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Config {}
+pub struct Config {
+    /// `POLICY`: path of the policy file inside the plugin.
+    pub policy: String,
+    /// `MODE`: `enforce`, or `audit` (dry run: allow everything, log would-deny).
+    pub mode: String,
+    /// `AUDIT_LOG`: file the audit lines are appended to (empty: plugin log only).
+    pub audit_log: String,
+    /// `AUDIT_DENIALS_ONLY`: log only denials and would-denials.
+    pub audit_denials_only: bool,
+    /// `SELF_PROTECTION`: deny disable/remove/set/upgrade of this plugin.
+    pub self_protection: bool,
+    /// `SELF_NAME`: comma-separated names this plugin is installed under.
+    pub self_name: String,
+    /// `ALLOW_UNKNOWN_ROUTES`: let routes the table does not know reach the rules.
+    pub allow_unknown_routes: bool,
+    /// `RELOAD_INTERVAL_MS`: how often the policy file is checked for changes (0: only SIGHUP).
+    pub reload_interval_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            policy: "/policy/policy.toml".into(),
+            mode: "enforce".into(),
+            audit_log: "/audit/audit.log".into(),
+            audit_denials_only: false,
+            self_protection: true,
+            self_name: "outboard-authz:latest".into(),
+            allow_unknown_routes: false,
+            reload_interval_ms: 1000,
+        }
+    }
+}
+
+impl Config {
+    fn settings(&self, self_id: Option<String>) -> Result<Settings, common::ConfigError> {
+        let mode = match self.mode.trim() {
+            "enforce" => Mode::Enforce,
+            "audit" => Mode::Audit,
+            other => {
+                return Err(common::ConfigError::invalid(
+                    "MODE",
+                    other,
+                    "enforce or audit",
+                ))
+            }
+        };
+        if self.policy.trim().is_empty() {
+            return Err(common::ConfigError::invalid(
+                "POLICY",
+                &self.policy,
+                "the path of the policy file",
+            ));
+        }
+        let self_names: Vec<String> = self
+            .self_name
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        if self.self_protection && self_names.is_empty() {
+            return Err(common::ConfigError::invalid(
+                "SELF_NAME",
+                &self.self_name,
+                "at least one plugin name when SELF_PROTECTION is on",
+            ));
+        }
+        Ok(Settings {
+            policy_path: PathBuf::from(self.policy.trim()),
+            mode,
+            denials_only: self.audit_denials_only,
+            builtins: Builtins {
+                self_names,
+                self_id,
+                self_protection: self.self_protection,
+                allow_unknown_routes: self.allow_unknown_routes,
+            },
+        })
+    }
+}
+
+/// Errors of this crate, mapped to `{"Err"}` replies in one place (dockerd fails the API call
+/// closed on any of them).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthzError {
+    /// The request from dockerd could not be decoded.
+    #[error("malformed authorization request: {0}")]
+    BadRequest(String),
+}
+
+impl From<AuthzError> for common::ApiError {
+    fn from(e: AuthzError) -> Self {
+        match e {
+            AuthzError::BadRequest(_) => common::ApiError::bad_request(e.to_string()),
+        }
+    }
+}
 
 /// The plugin.
-pub struct Plugin {}
+pub struct Plugin {
+    service: Arc<Service>,
+    reload_interval: Duration,
+}
+
+impl Plugin {
+    /// Build from explicit parts (tests inject a fake [`Sys`]).
+    pub fn with_sys(config: &Config, sys: Arc<dyn Sys>) -> Result<Self, common::BoxError> {
+        let settings = config.settings(sys.self_id())?;
+        if let Some(id) = &settings.builtins.self_id {
+            tracing::info!(id = %id, "self-protection also covers our plugin ID");
+        }
+        Ok(Self {
+            service: Arc::new(Service::new(settings, sys)),
+            reload_interval: Duration::from_millis(config.reload_interval_ms),
+        })
+    }
+
+    /// The service (for tests and benchmarks).
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
+    }
+}
 
 impl common::Plugin for Plugin {
     const NAME: &'static str = "outboard-authz";
     const IMPLEMENTS: &'static [&'static str] = &["authz"];
     type Config = Config;
 
-    fn new(_ctx: common::Context<Config>) -> Result<Self, common::BoxError> {
-        Ok(Self {})
+    fn new(ctx: common::Context<Config>) -> Result<Self, common::BoxError> {
+        let audit = Some(ctx.config.audit_log.trim())
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        Self::with_sys(&ctx.config, Arc::new(RealSys::new(audit)))
     }
 
     fn router(self: Arc<Self>) -> axum::Router {
         axum::Router::new()
+            .route("/AuthZPlugin.AuthZReq", post(authz_req))
+            .route("/AuthZPlugin.AuthZRes", post(authz_res))
+            .route("/outboard/v1/stats", get(stats))
+            .route("/outboard/v1/reload", post(reload))
+            .with_state(self.service.clone())
+    }
+
+    /// Watch the policy file (polling) and SIGHUP; both reload.
+    async fn start(self: Arc<Self>) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("cannot watch SIGHUP: {e}");
+                None
+            }
+        };
+        let period = if self.reload_interval.is_zero() {
+            Duration::from_secs(3600 * 24 * 365)
+        } else {
+            self.reload_interval
+        };
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let forced = tokio::select! {
+                _ = tick.tick() => false,
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    tracing::info!("SIGHUP: reloading the policy");
+                    true
+                }
+            };
+            let service = self.service.clone();
+            // Reading and compiling a file is blocking work; keep it off the request workers.
+            let _ = tokio::task::spawn_blocking(move || service.reload(forced)).await;
+        }
+    }
+
+    fn command(args: &[String]) -> Option<ExitCode> {
+        match args.first().map(String::as_str) {
+            Some("check") => Some(check(&args[1..])),
+            Some("-h" | "--help" | "help") => {
+                println!("usage: outboard-authz            serve (settings from the environment)\n       outboard-authz check POLICY  validate a policy file");
+                Some(ExitCode::SUCCESS)
+            }
+            _ => None,
+        }
     }
 }
+
+/// `outboard-authz check POLICY`: print every error with its line, exit 1 if any.
+fn check(args: &[String]) -> ExitCode {
+    let [path] = args else {
+        eprintln!("usage: outboard-authz check POLICY");
+        return ExitCode::from(2);
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{path}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match Policy::compile(&text) {
+        Ok(p) => {
+            println!(
+                "{path}: ok, {} rules, default {:?}, {}",
+                p.rules.len(),
+                p.default,
+                p.hash
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{path}:{e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse(bytes: &[u8]) -> Result<AuthZRequest, AuthzError> {
+    let trimmed = bytes.trim_ascii();
+    if trimmed.is_empty() {
+        return Err(AuthzError::BadRequest("empty body".into()));
+    }
+    serde_json::from_slice(trimmed).map_err(|e| AuthzError::BadRequest(e.to_string()))
+}
+
+async fn authz_req(
+    State(s): State<Arc<Service>>,
+    req: axum::extract::Request,
+) -> Result<Response, common::ApiError> {
+    let bytes = common::http::read_body(req).await?;
+    let r = parse(&bytes)?;
+    Ok(common::http::reply(s.authz_request(&r)))
+}
+
+async fn authz_res(
+    State(s): State<Arc<Service>>,
+    req: axum::extract::Request,
+) -> Result<Response, common::ApiError> {
+    let bytes = common::http::read_body(req).await?;
+    let r = parse(&bytes)?;
+    Ok(common::http::reply(s.authz_response(&r)))
+}
+
+async fn stats(State(s): State<Arc<Service>>) -> Response {
+    common::http::reply(s.stats())
+}
+
+async fn reload(State(s): State<Arc<Service>>) -> Response {
+    let out = tokio::task::spawn_blocking(move || s.reload(true)).await;
+    let v = match out {
+        Ok(service::Reload::Loaded(h)) => serde_json::json!({"Loaded": h}),
+        Ok(service::Reload::Rejected(e)) => serde_json::json!({"Rejected": e}),
+        Ok(service::Reload::Unchanged) => serde_json::json!({}),
+        Err(e) => serde_json::json!({"Rejected": e.to_string()}),
+    };
+    common::http::reply(v)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,863 @@
+//! The policy: its TOML form ([`PolicySpec`]), validation with line numbers, the compiled form
+//! ([`Policy`], rules indexed by action so evaluation only looks at candidate rules), and
+//! evaluation of one request into a [`Verdict`]. Pure: no files, no clock, no HTTP.
+//!
+//! ```toml
+//! default = "allow"              # what happens when no rule matches (default: "deny")
+//! allow_unknown_routes = false   # routes the table does not know are denied unless true
+//!
+//! [[rule]]
+//! name = "no-privileged"
+//! effect = "deny"                # "allow" | "deny"
+//! message = "privileged containers are not allowed"
+//! phase = "request"              # "request" (AuthZReq, default) | "response" (AuthZRes)
+//! actions = ["container.create", "container.start", "container.exec"]
+//! privileged = true
+//! ```
+//!
+//! A rule matches when every condition it names holds (an omitted condition holds always):
+//! `users`, `methods`, `actions` and `paths` (globs, `*` = anything) on the request, and body
+//! predicates (see [`RuleSpec`]). A rule with a body predicate only applies to the actions that
+//! carry that information. When a deny rule needs a body that is missing, empty or unreadable,
+//! the request is denied (fail closed); an allow rule then simply does not match.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::body::{image_names, parse_strict, path_under, Facts};
+use crate::route::{self, clean_path, Route};
+
+/// What a rule (or the default) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    /// Let the request through.
+    Allow,
+    /// Refuse it with the rule's message.
+    #[default]
+    Deny,
+}
+
+/// Which plugin call a rule is evaluated in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// `AuthZPlugin.AuthZReq`, before dockerd acts.
+    #[default]
+    Request,
+    /// `AuthZPlugin.AuthZRes`: the action already happened; a deny only hides the output.
+    Response,
+}
+
+/// The policy file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Effect when no rule matches (default `deny`).
+    #[serde(default)]
+    pub default: Effect,
+    /// Message shown when the default denies.
+    #[serde(default)]
+    pub default_message: Option<String>,
+    /// Let routes the table does not know through to the rules (default: deny them).
+    #[serde(default)]
+    pub allow_unknown_routes: bool,
+    /// The rules, first match wins.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<toml::Spanned<RuleSpec>>,
+}
+
+/// One rule as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Unique name, shown in denials, audit lines and stats.
+    pub name: String,
+    /// `allow` or `deny`.
+    pub effect: Effect,
+    /// Text the user sees when this rule denies.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// `request` (default) or `response`.
+    #[serde(default)]
+    pub phase: Phase,
+    /// TLS user names (globs); a request without a user never matches a `users` rule.
+    #[serde(default)]
+    pub users: Option<Vec<String>>,
+    /// HTTP methods.
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// Action names or globs (`container.*`).
+    #[serde(default)]
+    pub actions: Option<Vec<String>>,
+    /// Globs on the normalised path (no version, no query).
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    /// Matches requests whose `Privileged` equals this (create, start, exec).
+    #[serde(default)]
+    pub privileged: Option<bool>,
+    /// Matches when any of these capabilities is added (`*` any; a request adding `ALL` matches).
+    #[serde(default)]
+    pub cap_add: Option<Vec<String>>,
+    /// Matches requests whose having devices / device requests / cgroup rules equals this.
+    #[serde(default)]
+    pub devices: Option<bool>,
+    /// Matches when any of these host namespaces is asked for (`network`, `pid`, `ipc`, `uts`,
+    /// `userns`, `cgroup`, or `*`).
+    #[serde(default)]
+    pub host_namespaces: Option<Vec<String>>,
+    /// Matches when a security option matches a glob (`seccomp=unconfined`, `apparmor=*`).
+    #[serde(default)]
+    pub security_opt: Option<Vec<String>>,
+    /// Matches when a bound host path lies under one of these prefixes.
+    #[serde(default)]
+    pub host_path_under: Option<Vec<String>>,
+    /// Matches when a bound host path lies outside all of these prefixes.
+    #[serde(default)]
+    pub host_path_outside: Option<Vec<String>>,
+    /// Matches when a sysctl name matches a glob.
+    #[serde(default)]
+    pub sysctls: Option<Vec<String>>,
+    /// Matches when an image matches a glob (as written or fully qualified).
+    #[serde(default)]
+    pub image_in: Option<Vec<String>>,
+    /// Matches when an image matches none of these globs.
+    #[serde(default)]
+    pub image_not_in: Option<Vec<String>>,
+    /// Matches execs whose running as root equals this.
+    #[serde(default)]
+    pub exec_root: Option<bool>,
+}
+
+/// A policy error with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "line {l}, column {c}: {}", self.message),
+            (Some(l), None) => write!(f, "line {l}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let col = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+    (line, col)
+}
+
+/// A predicate on the request body (or query).
+#[derive(Debug, Clone)]
+enum Pred {
+    Privileged(bool),
+    CapAdd(Vec<String>),
+    Devices(bool),
+    HostNs(Vec<String>),
+    SecurityOpt(Vec<String>),
+    HostPathUnder(Vec<String>),
+    HostPathOutside(Vec<String>),
+    Sysctls(Vec<String>),
+    ImageIn(Vec<String>),
+    ImageNotIn(Vec<String>),
+    ExecRoot(bool),
+}
+
+impl Pred {
+    /// The actions whose request carries what this predicate looks at.
+    fn actions(&self) -> &'static [&'static str] {
+        const HOST_CONFIG: &[&str] = &["container.create", "container.start"];
+        match self {
+            Pred::Privileged(_) => &["container.create", "container.start", "container.exec"],
+            Pred::CapAdd(_) | Pred::Sysctls(_) => &[
+                "container.create",
+                "container.start",
+                "service.create",
+                "service.update",
+            ],
+            Pred::Devices(_) => &["container.create", "container.start", "container.update"],
+            Pred::HostNs(_) | Pred::SecurityOpt(_) => HOST_CONFIG,
+            Pred::HostPathUnder(_) | Pred::HostPathOutside(_) => &[
+                "container.create",
+                "container.start",
+                "volume.create",
+                "service.create",
+                "service.update",
+            ],
+            Pred::ImageIn(_) | Pred::ImageNotIn(_) => &[
+                "container.create",
+                "image.pull",
+                "service.create",
+                "service.update",
+            ],
+            Pred::ExecRoot(_) => &["container.exec"],
+        }
+    }
+
+    fn holds(&self, f: &Facts) -> bool {
+        match self {
+            Pred::Privileged(b) => f.privileged == *b,
+            Pred::CapAdd(want) => f
+                .caps
+                .iter()
+                .any(|c| c == "ALL" || want.iter().any(|w| w == "*" || w == "ALL" || w == c)),
+            Pred::Devices(b) => f.devices == *b,
+            Pred::HostNs(want) => f
+                .host_namespaces
+                .iter()
+                .any(|ns| want.iter().any(|w| w == "*" || w == ns)),
+            Pred::SecurityOpt(globs) => f.security_opts.iter().any(|o| any_glob(globs, o)),
+            Pred::HostPathUnder(prefixes) => f
+                .host_paths
+                .iter()
+                .any(|p| prefixes.iter().any(|pre| path_under(p, pre))),
+            Pred::HostPathOutside(prefixes) => f
+                .host_paths
+                .iter()
+                .any(|p| !prefixes.iter().any(|pre| path_under(p, pre))),
+            Pred::Sysctls(globs) => f.sysctls.iter().any(|s| any_glob(globs, s)),
+            Pred::ImageIn(globs) => f
+                .images
+                .iter()
+                .any(|i| image_names(i).iter().any(|n| any_glob(globs, n))),
+            Pred::ImageNotIn(globs) => f
+                .images
+                .iter()
+                .any(|i| !image_names(i).iter().any(|n| any_glob(globs, n))),
+            Pred::ExecRoot(b) => f.exec_root == *b,
+        }
+    }
+}
+
+/// `*` matches any run of characters, `?` one character; everything else literally.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+fn any_glob(globs: &[String], text: &str) -> bool {
+    globs.iter().any(|g| glob(g, text))
+}
+
+/// A compiled rule with its hit counter.
+#[derive(Debug)]
+pub struct Rule {
+    /// Rule name.
+    pub name: String,
+    /// Allow or deny.
+    pub effect: Effect,
+    /// Message for denials.
+    pub message: String,
+    /// Request or response phase.
+    pub phase: Phase,
+    users: Option<Vec<String>>,
+    methods: Option<Vec<String>>,
+    paths: Option<Vec<String>>,
+    preds: Vec<Pred>,
+    /// How often this rule decided a request since the policy was loaded.
+    pub hits: AtomicU64,
+}
+
+impl Rule {
+    fn head_matches(&self, req: &Request<'_>, route: &Route) -> bool {
+        if let Some(users) = &self.users {
+            match req.user {
+                Some(u) if any_glob(users, u) => {}
+                _ => return false,
+            }
+        }
+        if let Some(m) = &self.methods {
+            if !m.contains(&route.method) {
+                return false;
+            }
+        }
+        if let Some(p) = &self.paths {
+            if !any_glob(p, &route.path) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The compiled policy. Counters live here, so a reload starts them at zero.
+#[derive(Debug)]
+pub struct Policy {
+    /// `sha256:` + hex of the file's bytes (first 16 hex digits).
+    pub hash: String,
+    /// Default effect.
+    pub default: Effect,
+    default_message: String,
+    /// Whether unknown routes reach the rules.
+    pub allow_unknown_routes: bool,
+    /// All rules in file order.
+    pub rules: Vec<Rule>,
+    /// action → indices of request-phase rules that can match it, in order.
+    request_index: HashMap<&'static str, Vec<usize>>,
+    /// action → indices of response-phase rules.
+    response_index: HashMap<&'static str, Vec<usize>>,
+    /// Hits of the default and the built-in checks, by name.
+    pub builtin_hits: HashMap<&'static str, AtomicU64>,
+    /// Whether this is the deny-all stand-in used while no valid policy could be loaded.
+    pub placeholder: Option<String>,
+}
+
+/// Names of the built-in decisions (also the `rule` of their audit lines).
+pub const BUILTINS: &[&str] = &[
+    "default",
+    "builtin:self-protection",
+    "builtin:strict-body",
+    "builtin:form-body",
+    "builtin:unknown-route",
+    "builtin:no-policy",
+];
+
+/// What the daemon sent, in the terms evaluation needs.
+#[derive(Debug, Clone, Default)]
+pub struct Request<'a> {
+    /// TLS user, if any.
+    pub user: Option<&'a str>,
+    /// HTTP method.
+    pub method: &'a str,
+    /// Raw request URI.
+    pub uri: &'a str,
+    /// Decoded request body, if dockerd forwarded one; `Err` when it was not valid base64.
+    pub body: Option<Result<&'a [u8], String>>,
+    /// `Content-Type` header, if any.
+    pub content_type: Option<&'a str>,
+    /// `Content-Length` header, if any.
+    pub content_length: Option<&'a str>,
+}
+
+/// Settings that shape the built-in checks.
+#[derive(Debug, Clone, Default)]
+pub struct Builtins {
+    /// Deny plugin.disable/remove/set/upgrade of these names (normalised with [`plugin_ref`]).
+    pub self_names: Vec<String>,
+    /// Our plugin ID, when known (an ID prefix also names us).
+    pub self_id: Option<String>,
+    /// Whether self-protection is on.
+    pub self_protection: bool,
+    /// Let unknown routes reach the rules even if the policy does not say so.
+    pub allow_unknown_routes: bool,
+}
+
+/// A decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Allow or deny.
+    pub effect: Effect,
+    /// Rule name (or a built-in name).
+    pub rule: String,
+    /// Message for the user (empty on allow).
+    pub message: String,
+    /// The classified route.
+    pub action: &'static str,
+    /// Normalised path.
+    pub path: String,
+}
+
+/// Normalise a plugin reference the way dockerd resolves plugin names: strip `docker.io/`,
+/// `index.docker.io/` and `library/`, add `:latest` when no tag is given.
+pub fn plugin_ref(name: &str) -> String {
+    let mut n = name.trim().to_string();
+    for pre in ["docker.io/", "index.docker.io/"] {
+        if let Some(rest) = n.strip_prefix(pre) {
+            n = rest.to_string();
+        }
+    }
+    if let Some(rest) = n.strip_prefix("library/") {
+        n = rest.to_string();
+    }
+    let last = n.rsplit('/').next().unwrap_or("");
+    if !last.contains(':') && !n.contains('@') {
+        n.push_str(":latest");
+    }
+    n
+}
+
+impl Builtins {
+    fn names_self(&self, name: &str) -> bool {
+        let r = plugin_ref(name);
+        if self.self_names.iter().any(|s| plugin_ref(s) == r) {
+            return true;
+        }
+        let n = name.trim();
+        let is_hex = !n.is_empty() && n.bytes().all(|c| c.is_ascii_hexdigit());
+        match &self.self_id {
+            Some(id) => is_hex && id.starts_with(&n.to_ascii_lowercase()),
+            // Without our ID any ID-looking name could be us: refuse (fail closed).
+            None => is_hex,
+        }
+    }
+}
+
+/// Outcome of reading the facts a predicate needs.
+enum FactState {
+    Ready(Facts),
+    Missing(String),
+}
+
+impl Policy {
+    /// Parse and compile `text`; every problem found is reported with its line.
+    pub fn compile(text: &str) -> Result<Policy, Vec<PolicyError>> {
+        let spec: PolicySpec = toml::from_str(text).map_err(|e| {
+            let (line, column) = match e.span() {
+                Some(s) => {
+                    let (l, c) = line_col(text, s.start);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            vec![PolicyError {
+                line,
+                column,
+                message: e.message().to_string(),
+            }]
+        })?;
+        let mut errors = Vec::new();
+        let known: Vec<&'static str> = route::all_actions();
+        let mut names = BTreeSet::new();
+        let mut rules = Vec::new();
+        for spanned in &spec.rules {
+            let (line, _) = line_col(text, spanned.span().start);
+            let r = spanned.get_ref();
+            let mut err = |m: String| {
+                errors.push(PolicyError {
+                    line: Some(line),
+                    column: None,
+                    message: format!("rule {:?}: {m}", r.name),
+                })
+            };
+            if r.name.trim().is_empty() {
+                err("name must not be empty".into());
+            }
+            if !names.insert(r.name.clone()) {
+                err("duplicate rule name".into());
+            }
+            if let Some(actions) = &r.actions {
+                for a in actions {
+                    if !known.iter().any(|k| glob(a, k)) {
+                        err(format!(
+                            "unknown action {a:?} (known: {})",
+                            known.join(", ")
+                        ));
+                    }
+                }
+            }
+            let methods = r.methods.as_ref().map(|m| {
+                m.iter()
+                    .map(|x| x.trim().to_ascii_uppercase())
+                    .collect::<Vec<_>>()
+            });
+            if let Some(ms) = &methods {
+                for m in ms {
+                    if !["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
+                        .contains(&m.as_str())
+                    {
+                        err(format!("unknown method {m:?}"));
+                    }
+                }
+            }
+            let mut preds = Vec::new();
+            if let Some(b) = r.privileged {
+                preds.push(Pred::Privileged(b));
+            }
+            if let Some(c) = &r.cap_add {
+                let caps: Vec<String> = c
+                    .iter()
+                    .map(|x| {
+                        let up = x.trim().to_ascii_uppercase();
+                        up.strip_prefix("CAP_").unwrap_or(&up).to_string()
+                    })
+                    .collect();
+                preds.push(Pred::CapAdd(caps));
+            }
+            if let Some(b) = r.devices {
+                preds.push(Pred::Devices(b));
+            }
+            if let Some(ns) = &r.host_namespaces {
+                for n in ns {
+                    if !["network", "pid", "ipc", "uts", "userns", "cgroup", "*"]
+                        .contains(&n.as_str())
+                    {
+                        err(format!(
+                            "unknown host namespace {n:?} (network, pid, ipc, uts, userns, cgroup, *)"
+                        ));
+                    }
+                }
+                preds.push(Pred::HostNs(ns.clone()));
+            }
+            if let Some(o) = &r.security_opt {
+                preds.push(Pred::SecurityOpt(
+                    o.iter()
+                        .map(|x| {
+                            let (k, v) = x
+                                .split_once('=')
+                                .or_else(|| x.split_once(':'))
+                                .unwrap_or((x, ""));
+                            if v.is_empty() && !x.contains(['=', ':']) {
+                                k.to_ascii_lowercase()
+                            } else {
+                                format!("{}={}", k.to_ascii_lowercase(), v.to_ascii_lowercase())
+                            }
+                        })
+                        .collect(),
+                ));
+            }
+            for (list, under) in [(&r.host_path_under, true), (&r.host_path_outside, false)] {
+                if let Some(ps) = list {
+                    let mut cleaned = Vec::new();
+                    for p in ps {
+                        if !p.starts_with('/') {
+                            err(format!("host path {p:?} must be absolute"));
+                        }
+                        cleaned.push(clean_path(p));
+                    }
+                    preds.push(if under {
+                        Pred::HostPathUnder(cleaned)
+                    } else {
+                        Pred::HostPathOutside(cleaned)
+                    });
+                }
+            }
+            if let Some(s) = &r.sysctls {
+                preds.push(Pred::Sysctls(s.clone()));
+            }
+            if let Some(i) = &r.image_in {
+                preds.push(Pred::ImageIn(i.clone()));
+            }
+            if let Some(i) = &r.image_not_in {
+                preds.push(Pred::ImageNotIn(i.clone()));
+            }
+            if let Some(b) = r.exec_root {
+                preds.push(Pred::ExecRoot(b));
+            }
+            let message = r.message.clone().unwrap_or_else(|| match r.effect {
+                Effect::Deny => format!("denied by rule {}", r.name),
+                Effect::Allow => String::new(),
+            });
+            rules.push(Rule {
+                name: r.name.clone(),
+                effect: r.effect,
+                message,
+                phase: r.phase,
+                users: r.users.clone(),
+                methods,
+                paths: r.paths.clone(),
+                preds,
+                hits: AtomicU64::new(0),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        // Index: the rules that can match each action, honouring `actions` and the actions each
+        // predicate applies to. Evaluation then never looks at rules for other actions.
+        let mut request_index: HashMap<&'static str, Vec<usize>> = HashMap::new();
+        let mut response_index: HashMap<&'static str, Vec<usize>> = HashMap::new();
+        for &action in &known {
+            for (i, (rule, spanned)) in rules.iter().zip(&spec.rules).enumerate() {
+                let spec = spanned.get_ref();
+                let listed = spec
+                    .actions
+                    .as_ref()
+                    .is_none_or(|a| a.iter().any(|g| glob(g, action)));
+                let applicable = rule.preds.iter().all(|p| p.actions().contains(&action));
+                if listed && applicable {
+                    let index = match rule.phase {
+                        Phase::Request => &mut request_index,
+                        Phase::Response => &mut response_index,
+                    };
+                    index.entry(action).or_default().push(i);
+                }
+            }
+        }
+        let digest = Sha256::digest(text.as_bytes());
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        Ok(Policy {
+            hash: format!("sha256:{hex}"),
+            default: spec.default,
+            default_message: spec
+                .default_message
+                .unwrap_or_else(|| "denied by the default of the policy".into()),
+            allow_unknown_routes: spec.allow_unknown_routes,
+            rules,
+            request_index,
+            response_index,
+            builtin_hits: BUILTINS.iter().map(|b| (*b, AtomicU64::new(0))).collect(),
+            placeholder: None,
+        })
+    }
+
+    /// The stand-in while no valid policy is loaded: deny everything, saying why.
+    pub fn deny_all(reason: &str) -> Policy {
+        Policy {
+            hash: "none".into(),
+            default: Effect::Deny,
+            default_message: format!("no valid authorization policy is loaded ({reason})"),
+            allow_unknown_routes: false,
+            rules: Vec::new(),
+            request_index: HashMap::new(),
+            response_index: HashMap::new(),
+            builtin_hits: BUILTINS.iter().map(|b| (*b, AtomicU64::new(0))).collect(),
+            placeholder: Some(reason.to_string()),
+        }
+    }
+
+    fn builtin(
+        &self,
+        name: &'static str,
+        effect: Effect,
+        message: String,
+        route: &Route,
+    ) -> Verdict {
+        if let Some(c) = self.builtin_hits.get(name) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        Verdict {
+            effect,
+            rule: name.to_string(),
+            message,
+            action: route.action,
+            path: route.path.clone(),
+        }
+    }
+
+    fn rule_verdict(&self, i: usize, route: &Route, extra: Option<String>) -> Verdict {
+        let r = &self.rules[i];
+        r.hits.fetch_add(1, Ordering::Relaxed);
+        let effect = if extra.is_some() {
+            Effect::Deny
+        } else {
+            r.effect
+        };
+        let message = match extra {
+            Some(why) => format!("{} ({why}; fail closed)", r.message),
+            None => r.message.clone(),
+        };
+        Verdict {
+            effect,
+            rule: r.name.clone(),
+            message,
+            action: route.action,
+            path: route.path.clone(),
+        }
+    }
+
+    /// Decide an `AuthZReq`.
+    pub fn evaluate_request(&self, req: &Request<'_>, builtins: &Builtins) -> Verdict {
+        let route = route::classify(req.method, req.uri);
+        if self.placeholder.is_some() {
+            return self.builtin(
+                "builtin:no-policy",
+                Effect::Deny,
+                self.default_message.clone(),
+                &route,
+            );
+        }
+        // Go's ParseForm reads url-encoded bodies into the parameters dockerd reads, and such a
+        // body is never forwarded: refuse them outright (no Docker client sends one).
+        if req
+            .content_type
+            .is_some_and(|ct| ct.to_ascii_lowercase().contains("x-www-form-urlencoded"))
+        {
+            return self.builtin(
+                "builtin:form-body",
+                Effect::Deny,
+                "url-encoded form bodies are not allowed".into(),
+                &route,
+            );
+        }
+        let parsed: Option<Result<Value, String>> = match &req.body {
+            None => None,
+            Some(Err(e)) => Some(Err(e.clone())),
+            Some(Ok(b)) if b.trim_ascii().is_empty() => None,
+            Some(Ok(b)) => Some(parse_strict(b).map_err(|e| e.to_string())),
+        };
+        if let Some(Err(e)) = &parsed {
+            return self.builtin("builtin:strict-body", Effect::Deny, e.clone(), &route);
+        }
+        if builtins.self_protection
+            && matches!(
+                route.action,
+                "plugin.disable" | "plugin.remove" | "plugin.set" | "plugin.upgrade"
+            )
+            && route
+                .name
+                .as_deref()
+                .is_some_and(|n| builtins.names_self(n))
+        {
+            return self.builtin(
+                "builtin:self-protection",
+                Effect::Deny,
+                format!(
+                    "{} of the authorization plugin itself is not allowed (remove it from the daemon's authorization-plugins first)",
+                    route.action
+                ),
+                &route,
+            );
+        }
+        if route.action == route::UNKNOWN
+            && !(self.allow_unknown_routes || builtins.allow_unknown_routes)
+        {
+            return self.builtin(
+                "builtin:unknown-route",
+                Effect::Deny,
+                format!("unknown API route {} {}", route.method, route.path),
+                &route,
+            );
+        }
+        let body = parsed.and_then(Result::ok);
+        if let Some(v) = self.match_rules(&self.request_index, req, &route, body.as_ref()) {
+            return v;
+        }
+        self.builtin("default", self.default, self.default_message_for(), &route)
+    }
+
+    fn default_message_for(&self) -> String {
+        match self.default {
+            Effect::Deny => self.default_message.clone(),
+            Effect::Allow => String::new(),
+        }
+    }
+
+    /// First matching rule of `index` for this request, if any.
+    fn match_rules(
+        &self,
+        index: &HashMap<&'static str, Vec<usize>>,
+        req: &Request<'_>,
+        route: &Route,
+        body: Option<&Value>,
+    ) -> Option<Verdict> {
+        let candidates = index.get(route.action)?;
+        let mut facts: Option<FactState> = None;
+        for &i in candidates {
+            let rule = &self.rules[i];
+            if !rule.head_matches(req, route) {
+                continue;
+            }
+            if !rule.preds.is_empty() {
+                let state = facts.get_or_insert_with(|| facts_for(req, route, body));
+                match state {
+                    FactState::Missing(why) => {
+                        if rule.effect == Effect::Deny {
+                            return Some(self.rule_verdict(i, route, Some(why.clone())));
+                        }
+                        continue;
+                    }
+                    FactState::Ready(f) => {
+                        if !rule.preds.iter().all(|p| p.holds(f)) {
+                            continue;
+                        }
+                    }
+                }
+            }
+            return Some(self.rule_verdict(i, route, None));
+        }
+        None
+    }
+
+    /// Decide an `AuthZRes`: response-phase rules only (their predicates look at the request);
+    /// allow unless one denies. The action already happened: a deny only withholds the output.
+    pub fn evaluate_response(&self, req: &Request<'_>) -> Verdict {
+        let route = route::classify(req.method, req.uri);
+        let body = match &req.body {
+            Some(Ok(b)) if !b.trim_ascii().is_empty() => parse_strict(b).ok(),
+            _ => None,
+        };
+        if let Some(v) = self.match_rules(&self.response_index, req, &route, body.as_ref()) {
+            return v;
+        }
+        Verdict {
+            effect: Effect::Allow,
+            rule: "default".into(),
+            message: String::new(),
+            action: route.action,
+            path: route.path,
+        }
+    }
+}
+
+/// Work out the facts a body predicate needs, or why they cannot be known.
+fn facts_for(req: &Request<'_>, route: &Route, body: Option<&Value>) -> FactState {
+    if route.action == "image.pull" {
+        // The image comes from the query (`fromImage`, `tag`); dockerd reads the first value.
+        let mut f = Facts::default();
+        let first = |k: &str| {
+            route
+                .query
+                .get(k)
+                .and_then(|v| v.first())
+                .cloned()
+                .unwrap_or_default()
+        };
+        if route.query.get("fromImage").is_some_and(|v| v.len() > 1) {
+            return FactState::Missing("repeated fromImage parameter".into());
+        }
+        let (img, tag) = (first("fromImage"), first("tag"));
+        f.images.push(match tag.as_str() {
+            "" => img,
+            t if t.contains(':') => format!("{img}@{t}"),
+            t => format!("{img}:{t}"),
+        });
+        return FactState::Ready(f);
+    }
+    match body {
+        Some(v) => FactState::Ready(Facts::from_body(route.action, v)),
+        None if route.action == "container.start" => {
+            // A start normally has no body; one that was sent but not forwarded (too large or
+            // not JSON) could carry a legacy host config.
+            let sent = match req.content_length {
+                Some(n) => n.trim() != "0",
+                None => req.content_type.is_some(),
+            };
+            if sent {
+                FactState::Missing("the request body was not forwarded to the plugin".into())
+            } else {
+                FactState::Ready(Facts::default())
+            }
+        }
+        None => FactState::Missing(
+            "the request body needed to check this is missing, empty, too large or not JSON".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

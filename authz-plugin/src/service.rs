@@ -1,0 +1,486 @@
+//! The authorization service: holds the policy in force (swapped atomically on reload), turns
+//! each daemon call into a decision, applies the mode (enforce / audit = dry run), writes the
+//! audit trail and keeps counters. Knows nothing of HTTP.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use base64::Engine;
+
+use crate::api::{AuthZRequest, AuthZResponse, RuleStats, Stats};
+use crate::policy::{Builtins, Effect, Policy, Request, Verdict, BUILTINS};
+use crate::sys::{Stamp, Sys};
+
+/// Enforce decisions, or only log them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Denials are answered as denials.
+    Enforce,
+    /// Dry run: everything is allowed; what would be denied is logged as `would-deny`.
+    Audit,
+}
+
+/// Settings of the service (from the plugin's config).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Policy file path.
+    pub policy_path: PathBuf,
+    /// Enforce or audit.
+    pub mode: Mode,
+    /// Log only denials (and would-denials).
+    pub denials_only: bool,
+    /// Built-in checks.
+    pub builtins: Builtins,
+}
+
+/// Result of a reload attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// The file did not change.
+    Unchanged,
+    /// A new policy is in force.
+    Loaded(String),
+    /// The file is invalid or unreadable; the previous policy stays.
+    Rejected(String),
+}
+
+/// The service.
+pub struct Service {
+    settings: Settings,
+    sys: Arc<dyn Sys>,
+    policy: RwLock<Arc<Policy>>,
+    seen: Mutex<Option<Stamp>>,
+    reloads: AtomicU64,
+    last_error: Mutex<String>,
+    allowed: AtomicU64,
+    denied: AtomicU64,
+    would_deny: AtomicU64,
+}
+
+/// One audit line.
+#[derive(serde::Serialize)]
+struct AuditLine<'a> {
+    time: String,
+    phase: &'a str,
+    user: &'a str,
+    method: &'a str,
+    action: &'a str,
+    path: &'a str,
+    uri: &'a str,
+    decision: &'a str,
+    rule: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    message: &'a str,
+    policy: &'a str,
+    mode: &'a str,
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl Service {
+    /// Build the service and load the policy (a deny-all stand-in if it cannot be loaded).
+    pub fn new(settings: Settings, sys: Arc<dyn Sys>) -> Self {
+        let s = Self {
+            settings,
+            sys,
+            policy: RwLock::new(Arc::new(Policy::deny_all("not loaded yet"))),
+            seen: Mutex::new(None),
+            reloads: AtomicU64::new(0),
+            last_error: Mutex::new(String::new()),
+            allowed: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
+            would_deny: AtomicU64::new(0),
+        };
+        match s.reload(true) {
+            Reload::Loaded(h) => tracing::info!(policy = %h, "policy loaded"),
+            Reload::Rejected(e) => {
+                tracing::error!("no valid policy, denying every request until one is: {e}");
+                *s.policy.write().unwrap_or_else(|p| p.into_inner()) =
+                    Arc::new(Policy::deny_all(&e));
+            }
+            Reload::Unchanged => {}
+        }
+        s
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Re-read the policy if the file changed (or always, with `force`), validate it and swap
+    /// it in atomically. An invalid or missing file keeps the policy in force.
+    pub fn reload(&self, force: bool) -> Reload {
+        let path = &self.settings.policy_path;
+        let stamp = self.sys.policy_stamp(path);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let current = stamp.as_ref().ok().cloned();
+            if !force && *seen == current {
+                return Reload::Unchanged;
+            }
+            // Remember what we looked at, valid or not: a broken file is reported once.
+            *seen = current;
+        }
+        let text = match stamp.and_then(|_| self.sys.read_policy(path)) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(_) => return self.reject(format!("{}: not UTF-8", path.display())),
+            },
+            Err(e) => return self.reject(format!("cannot read {}: {e}", path.display())),
+        };
+        match Policy::compile(&text) {
+            Ok(p) => {
+                let hash = p.hash.clone();
+                let rules = p.rules.len();
+                *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(p);
+                self.reloads.fetch_add(1, Ordering::Relaxed);
+                self.last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+                tracing::info!(policy = %hash, rules, path = %path.display(), "policy in force");
+                Reload::Loaded(hash)
+            }
+            Err(errors) => {
+                let msg = errors
+                    .iter()
+                    .map(|e| format!("{}:{e}", path.display()))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.reject(msg)
+            }
+        }
+    }
+
+    fn reject(&self, msg: String) -> Reload {
+        let keeping = self.policy().hash.clone();
+        tracing::error!(keeping = %keeping, "policy rejected, the previous one stays in force: {msg}");
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = msg.clone();
+        Reload::Rejected(msg)
+    }
+
+    /// Decide an `AuthZReq`.
+    pub fn authz_request(&self, req: &AuthZRequest) -> AuthZResponse {
+        let policy = self.policy();
+        let body = decode_body(req.request_body.as_deref());
+        let input = input(req, body.as_ref());
+        let v = policy.evaluate_request(&input, &self.settings.builtins);
+        self.finish("request", req, &policy, &v, true)
+    }
+
+    /// Decide an `AuthZRes`.
+    pub fn authz_response(&self, req: &AuthZRequest) -> AuthZResponse {
+        let policy = self.policy();
+        let body = decode_body(req.request_body.as_deref());
+        let input = input(req, body.as_ref());
+        let v = policy.evaluate_response(&input);
+        // Only decisions a rule made are audited here: the default allow of every response
+        // would double the trail without saying anything.
+        let log = v.rule != "default";
+        self.finish("response", req, &policy, &v, log)
+    }
+
+    fn finish(
+        &self,
+        phase: &str,
+        req: &AuthZRequest,
+        policy: &Policy,
+        v: &Verdict,
+        log: bool,
+    ) -> AuthZResponse {
+        let (decision, reply) = match (v.effect, self.settings.mode) {
+            (Effect::Allow, _) => {
+                self.allowed.fetch_add(1, Ordering::Relaxed);
+                (
+                    "allow",
+                    AuthZResponse {
+                        allow: true,
+                        msg: String::new(),
+                    },
+                )
+            }
+            (Effect::Deny, Mode::Enforce) => {
+                self.denied.fetch_add(1, Ordering::Relaxed);
+                let msg = format!("{} (rule {})", v.message, v.rule);
+                ("deny", AuthZResponse { allow: false, msg })
+            }
+            (Effect::Deny, Mode::Audit) => {
+                self.would_deny.fetch_add(1, Ordering::Relaxed);
+                (
+                    "would-deny",
+                    AuthZResponse {
+                        allow: true,
+                        msg: String::new(),
+                    },
+                )
+            }
+        };
+        if log && !(self.settings.denials_only && decision == "allow") {
+            self.audit(phase, req, policy, v, decision);
+        }
+        reply
+    }
+
+    fn audit(&self, phase: &str, req: &AuthZRequest, policy: &Policy, v: &Verdict, decision: &str) {
+        let line = AuditLine {
+            time: now(),
+            phase,
+            user: req.user.as_deref().unwrap_or(""),
+            method: &req.request_method,
+            action: v.action,
+            path: &v.path,
+            uri: &req.request_uri,
+            decision,
+            rule: &v.rule,
+            message: &v.message,
+            policy: &policy.hash,
+            mode: match self.settings.mode {
+                Mode::Enforce => "enforce",
+                Mode::Audit => "audit",
+            },
+        };
+        let Ok(text) = serde_json::to_string(&line) else {
+            return;
+        };
+        tracing::info!(target: "audit", "{text}");
+        if let Err(e) = self.sys.append_audit(&text) {
+            tracing::warn!("cannot write the audit file: {e}");
+        }
+    }
+
+    /// Counters for `GET /outboard/v1/stats`.
+    pub fn stats(&self) -> Stats {
+        let p = self.policy();
+        let mut rules: Vec<RuleStats> = p
+            .rules
+            .iter()
+            .map(|r| RuleStats {
+                name: r.name.clone(),
+                effect: effect_name(r.effect).into(),
+                hits: r.hits.load(Ordering::Relaxed),
+            })
+            .collect();
+        for b in BUILTINS {
+            let effect = if *b == "default" {
+                p.default
+            } else {
+                Effect::Deny
+            };
+            rules.push(RuleStats {
+                name: (*b).into(),
+                effect: effect_name(effect).into(),
+                hits: p
+                    .builtin_hits
+                    .get(b)
+                    .map_or(0, |c| c.load(Ordering::Relaxed)),
+            });
+        }
+        let mut decisions = BTreeMap::new();
+        decisions.insert("allow".into(), self.allowed.load(Ordering::Relaxed));
+        decisions.insert("deny".into(), self.denied.load(Ordering::Relaxed));
+        decisions.insert("would-deny".into(), self.would_deny.load(Ordering::Relaxed));
+        Stats {
+            mode: match self.settings.mode {
+                Mode::Enforce => "enforce".into(),
+                Mode::Audit => "audit".into(),
+            },
+            policy_hash: p.hash.clone(),
+            policy_path: self.settings.policy_path.display().to_string(),
+            reloads: self.reloads.load(Ordering::Relaxed),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            decisions,
+            rules,
+        }
+    }
+}
+
+fn effect_name(e: Effect) -> &'static str {
+    match e {
+        Effect::Allow => "allow",
+        Effect::Deny => "deny",
+    }
+}
+
+/// Decode dockerd's base64 body: `None` when absent, `Err` when not valid base64.
+fn decode_body(b64: Option<&str>) -> Option<Result<Vec<u8>, String>> {
+    let s = b64?;
+    Some(
+        base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .map_err(|e| format!("RequestBody is not valid base64: {e}")),
+    )
+}
+
+fn input<'a>(req: &'a AuthZRequest, body: Option<&'a Result<Vec<u8>, String>>) -> Request<'a> {
+    Request {
+        user: req.user.as_deref().filter(|u| !u.is_empty()),
+        method: &req.request_method,
+        uri: &req.request_uri,
+        body: body.map(|b| b.as_ref().map(|v| v.as_slice()).map_err(|e| e.clone())),
+        content_type: req.header("Content-Type"),
+        content_length: req.header("Content-Length"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::FakeSys;
+
+    const POLICY: &str = r#"
+default = "allow"
+[[rule]]
+name = "no-privileged"
+effect = "deny"
+message = "privileged containers are not allowed"
+privileged = true
+"#;
+
+    fn service(sys: Arc<FakeSys>, mode: Mode, denials_only: bool) -> Service {
+        Service::new(
+            Settings {
+                policy_path: "/policy/policy.toml".into(),
+                mode,
+                denials_only,
+                builtins: Builtins {
+                    self_names: vec!["outboard-authz:latest".into()],
+                    self_id: None,
+                    self_protection: true,
+                    allow_unknown_routes: false,
+                },
+            },
+            sys,
+        )
+    }
+
+    fn create(privileged: bool) -> AuthZRequest {
+        let body = format!(r#"{{"Image":"busybox","HostConfig":{{"Privileged":{privileged}}}}}"#);
+        AuthZRequest {
+            request_method: "POST".into(),
+            request_uri: "/v1.41/containers/create".into(),
+            request_body: Some(base64::engine::general_purpose::STANDARD.encode(body)),
+            request_headers: [("Content-Type".to_string(), "application/json".to_string())]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn enforce_denies_with_message_and_audits() {
+        let sys = Arc::new(FakeSys::default());
+        sys.set_policy(POLICY);
+        let s = service(sys.clone(), Mode::Enforce, false);
+        let r = s.authz_request(&create(true));
+        assert!(!r.allow);
+        assert!(
+            r.msg.contains("privileged containers are not allowed"),
+            "{}",
+            r.msg
+        );
+        assert!(r.msg.contains("no-privileged"));
+        assert!(s.authz_request(&create(false)).allow);
+        let lines = sys.audit_lines();
+        assert_eq!(lines.len(), 2);
+        let l: serde_json::Value = serde_json::from_str(&lines[0]).unwrap_or_default();
+        assert_eq!(l["decision"], "deny");
+        assert_eq!(l["action"], "container.create");
+        assert_eq!(l["rule"], "no-privileged");
+        assert!(l["policy"].as_str().unwrap_or("").starts_with("sha256:"));
+        let st = s.stats();
+        assert_eq!(st.rules[0].hits, 1);
+        assert_eq!(st.decisions["deny"], 1);
+    }
+
+    #[test]
+    fn audit_mode_allows_and_logs_would_deny() {
+        let sys = Arc::new(FakeSys::default());
+        sys.set_policy(POLICY);
+        let s = service(sys.clone(), Mode::Audit, true);
+        assert!(s.authz_request(&create(true)).allow);
+        assert!(s.authz_request(&create(false)).allow);
+        let lines = sys.audit_lines();
+        assert_eq!(lines.len(), 1, "denials only: {lines:?}");
+        assert!(lines[0].contains("\"would-deny\""));
+    }
+
+    #[test]
+    fn reload_swaps_and_rejects_broken_policies() {
+        let sys = Arc::new(FakeSys::default());
+        sys.set_policy(POLICY);
+        let s = service(sys.clone(), Mode::Enforce, false);
+        let first = s.policy().hash.clone();
+        assert_eq!(s.reload(false), Reload::Unchanged);
+        sys.set_policy("default = \"allow\"\n[[rule]]\nname = 1\n");
+        assert!(matches!(s.reload(false), Reload::Rejected(e) if e.contains("line 3")));
+        assert_eq!(s.policy().hash, first, "old policy stays");
+        assert!(!s.authz_request(&create(true)).allow);
+        assert!(!s.stats().last_error.is_empty());
+        sys.set_policy("default = \"allow\"\n");
+        assert!(matches!(s.reload(false), Reload::Loaded(_)));
+        assert!(s.authz_request(&create(true)).allow);
+        *sys.policy.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        assert!(matches!(s.reload(false), Reload::Rejected(_)));
+        assert!(
+            s.authz_request(&create(true)).allow,
+            "missing file keeps the policy"
+        );
+    }
+
+    #[test]
+    fn no_policy_denies_everything() {
+        let sys = Arc::new(FakeSys::default());
+        let s = service(sys.clone(), Mode::Enforce, false);
+        let r = s.authz_request(&AuthZRequest {
+            request_method: "HEAD".into(),
+            request_uri: "/_ping".into(),
+            ..Default::default()
+        });
+        assert!(!r.allow);
+        assert!(r.msg.contains("no valid authorization policy"), "{}", r.msg);
+        sys.set_policy(POLICY);
+        assert!(matches!(s.reload(false), Reload::Loaded(_)));
+        assert!(s.authz_request(&create(false)).allow);
+    }
+
+    #[test]
+    fn audit_write_failure_does_not_change_the_decision() {
+        let sys = Arc::new(FakeSys::default());
+        sys.set_policy(POLICY);
+        sys.fail_audit.store(true, Ordering::Relaxed);
+        let s = service(sys.clone(), Mode::Enforce, false);
+        assert!(!s.authz_request(&create(true)).allow);
+        assert!(s.authz_request(&create(false)).allow);
+    }
+
+    #[test]
+    fn bad_base64_is_denied() {
+        let sys = Arc::new(FakeSys::default());
+        sys.set_policy(POLICY);
+        let s = service(sys, Mode::Enforce, false);
+        let mut r = create(false);
+        r.request_body = Some("!!!not base64".into());
+        let out = s.authz_request(&r);
+        assert!(!out.allow);
+        assert!(out.msg.contains("base64"), "{}", out.msg);
+    }
+}

@@ -1,0 +1,187 @@
+//! The plugin's side effects, behind one small trait: reading the policy file, appending audit
+//! lines, learning our own plugin ID. [`RealSys`] touches the filesystem; [`FakeSys`] records
+//! for unit tests and can be told to fail.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// Identity of one version of the policy file (changes when the file is edited or replaced).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// Modification time.
+    pub mtime: Option<SystemTime>,
+    /// Size in bytes.
+    pub len: u64,
+    /// Inode number (changes on rename-over).
+    pub ino: u64,
+}
+
+/// What the service needs from the outside world.
+pub trait Sys: Send + Sync {
+    /// Cheap identity of the policy file, to notice edits without reading it.
+    fn policy_stamp(&self, path: &Path) -> io::Result<Stamp>;
+    /// The policy file's bytes.
+    fn read_policy(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Append one audit line (without the newline).
+    fn append_audit(&self, line: &str) -> io::Result<()>;
+    /// Our managed-plugin ID, if it can be learnt.
+    fn self_id(&self) -> Option<String>;
+}
+
+/// The real filesystem.
+#[derive(Debug)]
+pub struct RealSys {
+    audit_path: Option<PathBuf>,
+    audit: Mutex<Option<File>>,
+}
+
+impl RealSys {
+    /// Audit lines go to `audit_path` (none: only the plugin log).
+    pub fn new(audit_path: Option<PathBuf>) -> Self {
+        Self {
+            audit_path,
+            audit: Mutex::new(None),
+        }
+    }
+}
+
+impl Sys for RealSys {
+    fn policy_stamp(&self, path: &Path) -> io::Result<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(Stamp {
+            mtime: m.modified().ok(),
+            len: m.len(),
+            ino: m.ino(),
+        })
+    }
+
+    fn read_policy(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn append_audit(&self, line: &str) -> io::Result<()> {
+        let Some(path) = &self.audit_path else {
+            return Ok(());
+        };
+        let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(OpenOptions::new().create(true).append(true).open(path)?);
+        }
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        // One write(2) per line on an O_APPEND file: lines never interleave.
+        let res = guard.as_mut().map(|f| f.write_all(&buf)).unwrap_or(Ok(()));
+        if res.is_err() {
+            // Reopen next time (the directory may have been replaced).
+            *guard = None;
+        }
+        res
+    }
+
+    fn self_id(&self) -> Option<String> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        plugin_id_from_mountinfo(&info)
+    }
+}
+
+/// dockerd bind-mounts `<exec-root>/plugins/<id>` onto `/run/docker/plugins` in a managed plugin:
+/// the mount's root names our ID.
+pub fn plugin_id_from_mountinfo(info: &str) -> Option<String> {
+    info.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        if f.len() > 4 && f[4] == "/run/docker/plugins" {
+            let id = f[3].trim_end_matches('/').rsplit('/').next()?;
+            (id.len() == 64 && id.bytes().all(|c| c.is_ascii_hexdigit())).then(|| id.to_string())
+        } else {
+            None
+        }
+    })
+}
+
+/// A recording fake for unit tests.
+#[derive(Debug, Default)]
+pub struct FakeSys {
+    /// Current policy text (`None`: the file does not exist).
+    pub policy: Mutex<Option<(String, u64)>>,
+    /// Audit lines written.
+    pub audit: Mutex<Vec<String>>,
+    /// Fail audit writes.
+    pub fail_audit: std::sync::atomic::AtomicBool,
+    /// The ID to report.
+    pub id: Option<String>,
+}
+
+impl FakeSys {
+    /// Replace the policy text (bumps the stamp).
+    pub fn set_policy(&self, text: &str) {
+        let mut g = self.policy.lock().unwrap_or_else(|p| p.into_inner());
+        let gen = g.as_ref().map_or(1, |(_, n)| n + 1);
+        *g = Some((text.to_string(), gen));
+    }
+
+    /// Audit lines so far.
+    pub fn audit_lines(&self) -> Vec<String> {
+        self.audit.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Sys for FakeSys {
+    fn policy_stamp(&self, _path: &Path) -> io::Result<Stamp> {
+        let g = self.policy.lock().unwrap_or_else(|p| p.into_inner());
+        match &*g {
+            Some((t, n)) => Ok(Stamp {
+                mtime: None,
+                len: t.len() as u64,
+                ino: *n,
+            }),
+            None => Err(io::Error::from(io::ErrorKind::NotFound)),
+        }
+    }
+
+    fn read_policy(&self, _path: &Path) -> io::Result<Vec<u8>> {
+        let g = self.policy.lock().unwrap_or_else(|p| p.into_inner());
+        match &*g {
+            Some((t, _)) => Ok(t.as_bytes().to_vec()),
+            None => Err(io::Error::from(io::ErrorKind::NotFound)),
+        }
+    }
+
+    fn append_audit(&self, line: &str) -> io::Result<()> {
+        if self.fail_audit.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(io::Error::other("injected audit failure"));
+        }
+        self.audit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line.to_string());
+        Ok(())
+    }
+
+    fn self_id(&self) -> Option<String> {
+        self.id.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_from_mountinfo() {
+        let id = "a".repeat(64);
+        let info = format!(
+            "22 1 0:21 / / rw - overlay overlay rw\n\
+             30 22 0:25 /docker/plugins/{id} /run/docker/plugins rw,nosuid shared:5 - tmpfs tmpfs rw\n"
+        );
+        assert_eq!(plugin_id_from_mountinfo(&info), Some(id));
+        assert_eq!(
+            plugin_id_from_mountinfo("22 1 0:21 / / rw - overlay overlay rw\n"),
+            None
+        );
+    }
+}
