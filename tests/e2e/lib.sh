@@ -143,10 +143,13 @@ e2e_install() {
 plugin_id() { docker plugin inspect -f '{{.Id}}' "$1"; }
 # plugin_pid NAME: host PID of the plugin process (its root is the plugin's rootfs).
 plugin_pid() {
-  local root; root="$E2E_DIR/root/plugins/$(plugin_id "$1")/rootfs"
+  local id; id=$(plugin_id "$1")
+  local root="$E2E_DIR/root/plugins/$id/rootfs"
   local p
   for p in $(pgrep -f '^/bin/outboard-'); do
     [ "$(readlink "/proc/$p/root" 2>/dev/null)" = "$root" ] && { echo "$p"; return 0; }
+    # /proc/PID/root reads "/" for a process in another mount namespace: the cgroup names the ID.
+    grep -q "/$id\$" "/proc/$p/cgroup" 2>/dev/null && { echo "$p"; return 0; }
   done
   return 1
 }

@@ -1,27 +1,212 @@
-//! Outboard volume plugin (`VolumeDriver`).
+//! Outboard volume plugin (`VolumeDriver`, `docker.volumedriver/1.0`): named volumes with owner
+//! and mode, `dir` / `tmpfs` / `bind` backends, mount accounting by caller ID, durable state and
+//! start-up reconciliation.
+//!
+//! Layout: [`api`] wire types, [`options`] input validation, [`service`] the logic, [`state`] the
+//! stored records, [`sys`] the OS trait and its fake, [`linux`] the real OS side, [`error`] the
+//! one error enum. This module holds the settings, the plugin wiring and the HTTP handlers, which
+//! only translate between the wire and the service.
+
+pub mod api;
+pub mod error;
+pub mod linux;
+pub mod options;
+pub mod service;
+pub mod state;
+pub mod sys;
 
 use std::sync::Arc;
 
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use common::http::reply;
+use common::{ApiError, ConfigError, DockerJson};
 use serde::{Deserialize, Serialize};
 
-/// Settings of this plugin (env names are the upper-cased field names).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Config {}
+use crate::service::{Paths, Service};
 
-/// The plugin.
-pub struct Plugin {}
+/// Settings of this plugin (env names are the upper-cased field names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// `DATA_DIR`: where `dir` volumes keep their data (the plugin's `data` mount).
+    pub data_dir: String,
+    /// `MOUNT_ROOT`: where volumes are mounted for dockerd; must be the `propagatedMount`.
+    pub mount_root: String,
+    /// `HOST_ROOT`: where the host's `/` is visible inside the plugin (the `host` mount).
+    pub host_root: String,
+    /// `BIND_ALLOWED`: comma-separated host directories under which `bind` volumes may point;
+    /// empty allows none.
+    pub bind_allowed: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: "/data".into(),
+            mount_root: "/mnt/volumes".into(),
+            host_root: "/host".into(),
+            bind_allowed: String::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Check the paths and parse `BIND_ALLOWED` into normalized prefixes.
+    pub fn validate(&self) -> Result<Vec<String>, ConfigError> {
+        for (key, value) in [
+            ("DATA_DIR", &self.data_dir),
+            ("MOUNT_ROOT", &self.mount_root),
+            ("HOST_ROOT", &self.host_root),
+        ] {
+            if !value.starts_with('/') || value.split('/').any(|c| c == "..") {
+                return Err(ConfigError::invalid(
+                    key,
+                    value,
+                    "an absolute path without '..'",
+                ));
+            }
+        }
+        let mut prefixes = Vec::new();
+        for p in self
+            .bind_allowed
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            if !p.starts_with('/') || p.split('/').any(|c| c == ".." || c == ".") {
+                return Err(ConfigError::invalid(
+                    "BIND_ALLOWED",
+                    &self.bind_allowed,
+                    "comma-separated absolute host paths without '.' or '..' components, or empty",
+                ));
+            }
+            let trimmed = p.trim_end_matches('/');
+            prefixes.push(if trimmed.is_empty() {
+                "/".into()
+            } else {
+                trimmed.to_string()
+            });
+        }
+        Ok(prefixes)
+    }
+}
+
+/// The plugin: the service behind the HTTP routes.
+pub struct Plugin {
+    service: Arc<Service>,
+}
+
+impl Plugin {
+    /// Build the plugin over any [`sys::Sys`] (the fake in tests).
+    pub fn with_sys(
+        config: &Config,
+        store: common::Store,
+        sys: Arc<dyn sys::Sys>,
+    ) -> Result<Self, common::BoxError> {
+        let allowed = config.validate()?;
+        let paths = Paths {
+            data_dir: config.data_dir.clone().into(),
+            mount_root: config.mount_root.clone().into(),
+            host_root: config.host_root.clone().into(),
+        };
+        let service = Service::new(sys, store, paths, allowed)?;
+        service.prepare()?;
+        Ok(Self {
+            service: Arc::new(service),
+        })
+    }
+
+    /// The service (for tests and benchmarks).
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
+    }
+}
 
 impl common::Plugin for Plugin {
     const NAME: &'static str = "outboard-volume";
     const IMPLEMENTS: &'static [&'static str] = &["VolumeDriver"];
     type Config = Config;
 
-    fn new(_ctx: common::Context<Config>) -> Result<Self, common::BoxError> {
-        Ok(Self {})
+    fn new(ctx: common::Context<Config>) -> Result<Self, common::BoxError> {
+        Self::with_sys(&ctx.config, ctx.store, Arc::new(linux::LinuxSys))
     }
 
     fn router(self: Arc<Self>) -> axum::Router {
-        axum::Router::new()
+        router(self.service.clone())
+    }
+
+    async fn start(self: Arc<Self>) {
+        // Runs after the socket answers: Get/List work meanwhile (they read the store only).
+        if let Err(e) = self.service.reconcile().await {
+            tracing::error!("reconciliation failed: {e}");
+        }
     }
 }
+
+type Svc = State<Arc<Service>>;
+type Reply = Result<Response, ApiError>;
+
+/// All routes of the volume driver.
+pub fn router(service: Arc<Service>) -> axum::Router {
+    axum::Router::new()
+        .route("/VolumeDriver.Create", post(create))
+        .route("/VolumeDriver.Remove", post(remove))
+        .route("/VolumeDriver.Mount", post(mount))
+        .route("/VolumeDriver.Unmount", post(unmount))
+        .route("/VolumeDriver.Path", post(path))
+        .route("/VolumeDriver.Get", post(get))
+        .route("/VolumeDriver.List", post(list))
+        .route("/VolumeDriver.Capabilities", post(capabilities))
+        .with_state(service)
+}
+
+async fn create(State(s): Svc, DockerJson(r): DockerJson<api::CreateRequest>) -> Reply {
+    s.create(&r.name, r.opts).await?;
+    Ok(reply(api::Empty {}))
+}
+
+async fn remove(State(s): Svc, DockerJson(r): DockerJson<api::NameRequest>) -> Reply {
+    s.remove(&r.name).await?;
+    Ok(reply(api::Empty {}))
+}
+
+async fn mount(State(s): Svc, DockerJson(r): DockerJson<api::MountRequest>) -> Reply {
+    let mountpoint = s.mount(&r.name, &r.id).await?;
+    Ok(reply(api::MountResponse { mountpoint }))
+}
+
+async fn unmount(State(s): Svc, DockerJson(r): DockerJson<api::MountRequest>) -> Reply {
+    s.unmount(&r.name, &r.id).await?;
+    Ok(reply(api::Empty {}))
+}
+
+async fn path(State(s): Svc, DockerJson(r): DockerJson<api::NameRequest>) -> Reply {
+    let mountpoint = s.path(&r.name)?;
+    Ok(reply(api::MountResponse { mountpoint }))
+}
+
+async fn get(State(s): Svc, DockerJson(r): DockerJson<api::NameRequest>) -> Reply {
+    let volume = s.get(&r.name)?;
+    Ok(reply(api::GetResponse { volume }))
+}
+
+async fn list(State(s): Svc) -> Reply {
+    // Decoding 10,000 records is CPU work: keep it off the reactor threads.
+    let volumes = tokio::task::spawn_blocking(move || s.list())
+        .await
+        .map_err(|e| ApiError::internal(format!("list task failed: {e}")))??;
+    Ok(reply(api::ListResponse { volumes }))
+}
+
+async fn capabilities() -> Response {
+    reply(api::CapabilitiesResponse {
+        capabilities: api::Capabilities {
+            scope: "local".into(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;
