@@ -1,0 +1,1009 @@
+//! The network driver's logic: networks as bridges, endpoints as veth pairs, published ports
+//! and isolation as one nftables table, all recorded in the store before a call is answered,
+//! and reconciled with the kernel at start. Knows nothing of HTTP.
+//!
+//! Ordering rules: kernel objects are made first and recorded second (a crash in between
+//! leaves tagged links that reconcile deletes); on any failure what this call made is removed
+//! again; the firewall is recomputed from the store after the store changed. Network-level
+//! changes and port allocation hold `net_lock`; firewall writes hold `fw_lock` (always in that
+//! order). Endpoint create/join take no lock: dockerd never races calls for one endpoint, and
+//! their kernel objects are named after the endpoint.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::RwLock;
+
+use common::{Store, Tree};
+use ipnet::IpNet;
+
+use crate::api::{self, Options, PortBinding};
+use crate::error::NetworkError;
+use crate::firewall::{self, FwNetwork, FwPort, Ruleset};
+use crate::naming::{self, Owner};
+use crate::options;
+use crate::state::{self, EndpointState, NetworkState, PublishedPort};
+use crate::sys::{BridgeSpec, Sys, VethSpec};
+
+const OPT_PORTMAP: &str = "com.docker.network.portmap";
+/// Range for host ports the driver picks (`-p 80` without a host port), like dockerd's.
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 49153..=65535;
+
+/// Whether the firewall can be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirewallStatus {
+    /// Not yet tried (treated as available).
+    Unknown,
+    /// Applied successfully.
+    Available,
+    /// Disabled by the `FIREWALL` setting or refused by the kernel (the reason).
+    Unavailable(String),
+}
+
+/// The driver.
+pub struct Service<S: Sys> {
+    sys: S,
+    store: Store,
+    networks: Tree<NetworkState>,
+    endpoints: Tree<EndpointState>,
+    tag: String,
+    net_lock: tokio::sync::Mutex<()>,
+    fw_lock: tokio::sync::Mutex<()>,
+    firewall: RwLock<FirewallStatus>,
+}
+
+impl<S: Sys> std::fmt::Debug for Service<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("tag", &self.tag)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_id(kind: &str, id: &str) -> Result<(), NetworkError> {
+    if naming::valid_id(id) {
+        Ok(())
+    } else {
+        Err(NetworkError::InvalidRequest(format!(
+            "{kind} {id:?} is not a dockerd ID (12 to 64 alphanumeric characters)"
+        )))
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return None;
+        }
+        mac[i] = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(mac)
+}
+
+fn format_mac(m: &[u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+/// Docker's scheme: `02:42` + the IPv4 address (locally administered, unique per network);
+/// random (locally administered, unicast) without IPv4.
+fn generate_mac(v4: Option<Ipv4Addr>) -> [u8; 6] {
+    match v4 {
+        Some(ip) => {
+            let o = ip.octets();
+            [0x02, 0x42, o[0], o[1], o[2], o[3]]
+        }
+        None => {
+            let mut m = [0u8; 6];
+            let ok = std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut m))
+                .is_ok();
+            if !ok {
+                let n = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                m.copy_from_slice(&n.to_le_bytes()[..6]);
+            }
+            m[0] = (m[0] & 0xfe) | 0x02;
+            m
+        }
+    }
+}
+
+fn parse_addr(field: &str, s: &str, v6: bool) -> Result<Option<IpNet>, NetworkError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let net: IpNet = s.parse().map_err(|_| {
+        NetworkError::InvalidRequest(format!(
+            "Interface.{field} {s:?} is not an address in CIDR form"
+        ))
+    })?;
+    if matches!(net, IpNet::V6(_)) != v6 {
+        return Err(NetworkError::InvalidRequest(format!(
+            "Interface.{field} {s:?} has the wrong address family"
+        )));
+    }
+    Ok(Some(net))
+}
+
+impl<S: Sys> Service<S> {
+    /// Open the state and take (or make) the instance tag.
+    pub fn new(sys: S, store: Store, firewall_enabled: bool) -> Result<Self, NetworkError> {
+        let meta: Tree<String> = store.tree(state::META)?;
+        let tag = match meta.get(state::TAG_KEY)? {
+            Some(t) => t,
+            None => {
+                let t = naming::new_tag();
+                meta.insert(state::TAG_KEY, &t)?;
+                store.flush_blocking()?;
+                t
+            }
+        };
+        let firewall = if firewall_enabled {
+            FirewallStatus::Unknown
+        } else {
+            FirewallStatus::Unavailable("disabled by the plugin setting FIREWALL=false".into())
+        };
+        Ok(Self {
+            networks: store.tree(state::NETWORKS)?,
+            endpoints: store.tree(state::ENDPOINTS)?,
+            store,
+            sys,
+            tag,
+            net_lock: tokio::sync::Mutex::new(()),
+            fw_lock: tokio::sync::Mutex::new(()),
+            firewall: RwLock::new(firewall),
+        })
+    }
+
+    /// This instance's tag.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// The host effects (for tests).
+    pub fn sys(&self) -> &S {
+        &self.sys
+    }
+
+    /// Current firewall status.
+    pub fn firewall_status(&self) -> FirewallStatus {
+        match self.firewall.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn set_firewall_status(&self, s: FirewallStatus) {
+        match self.firewall.write() {
+            Ok(mut g) => *g = s,
+            Err(p) => *p.into_inner() = s,
+        }
+    }
+
+    fn firewall_unavailable(&self) -> Option<String> {
+        match self.firewall_status() {
+            FirewallStatus::Unavailable(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn table(&self) -> String {
+        firewall::table_name(&self.tag)
+    }
+
+    /// The firewall table the store calls for.
+    pub fn ruleset(&self) -> Result<Ruleset, NetworkError> {
+        let mut networks = Vec::new();
+        let mut nets = BTreeMap::new();
+        for r in self.networks.iter() {
+            let (_, n) = r?;
+            networks.push(FwNetwork {
+                bridge: n.bridge.clone(),
+                subnets: n
+                    .spec
+                    .v4
+                    .iter()
+                    .filter_map(|p| match p.subnet {
+                        IpNet::V4(s) => Some(s),
+                        IpNet::V6(_) => None,
+                    })
+                    .collect(),
+                internal: n.spec.internal,
+                icc: n.spec.icc,
+                masquerade: n.masquerade(),
+            });
+            nets.insert(n.id.clone(), n);
+        }
+        let mut ports = Vec::new();
+        for r in self.endpoints.iter() {
+            let (_, e) = r?;
+            let Some(IpNet::V4(addr)) = e.v4 else {
+                continue;
+            };
+            if !nets.contains_key(&e.network_id) {
+                continue;
+            }
+            for p in &e.ports {
+                ports.push(FwPort {
+                    proto: p.proto,
+                    host_ip: p.host_ip,
+                    host_port: p.host_port,
+                    container_ip: addr.addr(),
+                    container_port: p.container_port,
+                });
+            }
+        }
+        Ok(Ruleset {
+            table: self.table(),
+            networks,
+            ports,
+        })
+    }
+
+    /// Make the kernel's table match the store (one transaction). With the firewall disabled
+    /// this does nothing and succeeds.
+    pub async fn refresh_firewall(&self) -> Result<(), NetworkError> {
+        if let FirewallStatus::Unavailable(r) = self.firewall_status() {
+            if r.starts_with("disabled") {
+                return Ok(());
+            }
+        }
+        let _g = self.fw_lock.lock().await;
+        let rules = self.ruleset()?;
+        let res = if rules.is_empty() {
+            self.sys.remove_firewall(&rules.table).await
+        } else {
+            self.sys.apply_firewall(&rules).await
+        };
+        match res {
+            Ok(()) => {
+                self.set_firewall_status(FirewallStatus::Available);
+                Ok(())
+            }
+            Err(e) => {
+                self.set_firewall_status(FirewallStatus::Unavailable(e.to_string()));
+                Err(NetworkError::sys(format!(
+                    "programming nftables table {}",
+                    rules.table
+                ))(e))
+            }
+        }
+    }
+
+    // ----- networks -----
+
+    /// `CreateNetwork`.
+    pub async fn create_network(&self, req: api::CreateNetworkRequest) -> Result<(), NetworkError> {
+        check_id("NetworkID", &req.network_id)?;
+        let spec = options::parse_network(
+            req.options.as_ref(),
+            req.ipv4_data.as_deref().unwrap_or_default(),
+            req.ipv6_data.as_deref().unwrap_or_default(),
+        )?;
+        let id = req.network_id;
+        let _g = self.net_lock.lock().await;
+        if let Some(existing) = self.networks.get(&id)? {
+            if existing.spec == spec {
+                // dockerd repeated the call: make sure the bridge is there and answer again.
+                self.ensure_bridge(&existing).await?;
+                return Ok(());
+            }
+            return Err(NetworkError::Conflict(format!(
+                "network {} already exists in this driver with other options",
+                short(&id)
+            )));
+        }
+        let generated = naming::bridge_name(&self.tag, &id);
+        let bridge = spec
+            .bridge_name
+            .clone()
+            .unwrap_or_else(|| generated.clone());
+        for r in self.networks.iter() {
+            let (_, n) = r?;
+            if n.bridge == bridge {
+                return Err(NetworkError::Conflict(format!(
+                    "bridge name {bridge} is already used by network {}",
+                    short(&n.id)
+                )));
+            }
+        }
+        if let Some(demand) = spec.firewall_demand() {
+            if let Some(reason) = self.firewall_unavailable() {
+                return Err(NetworkError::FirewallUnavailable {
+                    what: demand.to_string(),
+                    reason,
+                });
+            }
+        }
+        if let Some(l) = self
+            .sys
+            .link(&bridge)
+            .await
+            .map_err(NetworkError::sys(format!("looking up link {bridge}")))?
+        {
+            let ours = l.alias.as_deref().and_then(|a| naming::owner(&self.tag, a))
+                == Some(Owner::Network(id.clone()));
+            if !ours {
+                return Err(NetworkError::Conflict(format!(
+                    "a network interface named {bridge} already exists on this host; choose \
+                     another bridge name"
+                )));
+            }
+            // Left by a crash between creating it and recording the network: start afresh.
+            self.delete_quietly(&bridge).await;
+        }
+        if generated != bridge {
+            // A tagged leftover from a crash before the rename.
+            self.delete_quietly(&generated).await;
+        }
+        let net = NetworkState {
+            id: id.clone(),
+            bridge: bridge.clone(),
+            spec,
+        };
+        if let Err(e) = self.make_bridge(&net, &generated).await {
+            self.delete_quietly(&bridge).await;
+            self.delete_quietly(&generated).await;
+            return Err(e);
+        }
+        let recorded = async {
+            self.networks.insert(&id, &net)?;
+            self.store.flush().await?;
+            Ok::<(), NetworkError>(())
+        }
+        .await;
+        if let Err(e) = recorded {
+            let _ = self.networks.remove(&id);
+            self.delete_quietly(&bridge).await;
+            return Err(e);
+        }
+        if let Err(e) = self.refresh_firewall().await {
+            if let Some(demand) = net.spec.firewall_demand() {
+                let _ = self.networks.remove(&id);
+                let _ = self.store.flush().await;
+                self.delete_quietly(&bridge).await;
+                let _ = self.refresh_firewall().await;
+                return Err(NetworkError::FirewallUnavailable {
+                    what: demand.to_string(),
+                    reason: e.to_string(),
+                });
+            }
+            tracing::warn!(network = %short(&id), error = %e,
+                "firewall unavailable: plain bridging only (no isolation, masquerade or published ports)");
+        }
+        tracing::info!(network = %short(&id), %bridge, "network created");
+        Ok(())
+    }
+
+    async fn make_bridge(&self, net: &NetworkState, tmp: &str) -> Result<(), NetworkError> {
+        let bridge = &net.bridge;
+        self.sys
+            .create_bridge(&BridgeSpec {
+                tmp_name: tmp.to_string(),
+                name: bridge.clone(),
+                mtu: net.spec.mtu,
+                alias: naming::network_alias(&self.tag, &net.id),
+                nf_call_iptables: !net.spec.icc,
+            })
+            .await
+            .map_err(NetworkError::sys(format!("creating bridge {bridge}")))?;
+        self.add_gateways(net).await
+    }
+
+    async fn add_gateways(&self, net: &NetworkState) -> Result<(), NetworkError> {
+        for p in net.spec.v4.iter().chain(net.spec.v6.iter()) {
+            if let Some(gw) = p.gateway {
+                self.sys
+                    .add_address(&net.bridge, gw)
+                    .await
+                    .map_err(NetworkError::sys(format!(
+                        "adding gateway {gw} to bridge {}",
+                        net.bridge
+                    )))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-create a recorded network's bridge if it is missing; adopt it if it is there.
+    async fn ensure_bridge(&self, net: &NetworkState) -> Result<(), NetworkError> {
+        let link = self
+            .sys
+            .link(&net.bridge)
+            .await
+            .map_err(NetworkError::sys(format!(
+                "looking up bridge {}",
+                net.bridge
+            )))?;
+        match link {
+            None => {
+                let tmp = naming::bridge_name(&self.tag, &net.id);
+                if tmp != net.bridge {
+                    self.delete_quietly(&tmp).await;
+                }
+                self.make_bridge(net, &tmp).await?;
+                tracing::info!(network = %short(&net.id), bridge = %net.bridge, "bridge re-created");
+            }
+            Some(l) => {
+                let ours = l.alias.as_deref().and_then(|a| naming::owner(&self.tag, a))
+                    == Some(Owner::Network(net.id.clone()));
+                if !ours {
+                    return Err(NetworkError::Conflict(format!(
+                        "bridge {} of network {} was replaced by a link this driver does not own",
+                        net.bridge,
+                        short(&net.id)
+                    )));
+                }
+                if !l.up || l.mtu != net.spec.mtu {
+                    self.sys
+                        .ensure_up(&net.bridge, net.spec.mtu)
+                        .await
+                        .map_err(NetworkError::sys(format!("raising bridge {}", net.bridge)))?;
+                }
+                self.add_gateways(net).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_quietly(&self, name: &str) {
+        if let Err(e) = self.sys.delete_link(name).await {
+            tracing::warn!(link = %name, error = %e, "cleanup: cannot delete link");
+        }
+    }
+
+    /// `DeleteNetwork`: bridge, leftover endpoints and rules go; unknown networks are fine.
+    pub async fn delete_network(&self, network_id: &str) -> Result<(), NetworkError> {
+        let _g = self.net_lock.lock().await;
+        let Some(net) = self.networks.get(network_id)? else {
+            return Ok(());
+        };
+        for r in self.endpoints.iter() {
+            let (key, ep) = r?;
+            if ep.network_id == network_id {
+                self.sys
+                    .delete_link(&ep.host)
+                    .await
+                    .map_err(NetworkError::sys(format!("deleting veth {}", ep.host)))?;
+                self.endpoints.remove(&key)?;
+            }
+        }
+        self.sys
+            .delete_link(&net.bridge)
+            .await
+            .map_err(NetworkError::sys(format!("deleting bridge {}", net.bridge)))?;
+        self.networks.remove(network_id)?;
+        self.store.flush().await?;
+        if let Err(e) = self.refresh_firewall().await {
+            tracing::warn!(error = %e, "firewall not updated after network removal");
+        }
+        tracing::info!(network = %short(network_id), bridge = %net.bridge, "network deleted");
+        Ok(())
+    }
+
+    // ----- endpoints -----
+
+    /// `CreateEndpoint`: a veth pair on the network's bridge.
+    pub async fn create_endpoint(
+        &self,
+        req: api::CreateEndpointRequest,
+    ) -> Result<api::CreateEndpointResponse, NetworkError> {
+        check_id("EndpointID", &req.endpoint_id)?;
+        let net = self
+            .networks
+            .get(&req.network_id)?
+            .ok_or_else(|| NetworkError::NetworkNotFound(short(&req.network_id).to_string()))?;
+        let iface = req.interface.unwrap_or_default();
+        let v4 = parse_addr("Address", &iface.address, false)?;
+        let v6 = parse_addr("AddressIPv6", &iface.address_ipv6, true)?;
+        let given_mac = if iface.mac_address.is_empty() {
+            None
+        } else {
+            Some(parse_mac(&iface.mac_address).ok_or_else(|| {
+                NetworkError::InvalidRequest(format!(
+                    "Interface.MacAddress {:?} is not a MAC address",
+                    iface.mac_address
+                ))
+            })?)
+        };
+        let eid = req.endpoint_id;
+        if let Some(existing) = self.endpoints.get(&eid)? {
+            if existing.network_id != net.id || existing.v4 != v4 || existing.v6 != v6 {
+                return Err(NetworkError::Conflict(format!(
+                    "endpoint {} already exists with other addresses",
+                    short(&eid)
+                )));
+            }
+            self.ensure_veth(&net, &existing).await?;
+            return Ok(Self::endpoint_response(&existing));
+        }
+        let mac = given_mac.unwrap_or_else(|| {
+            generate_mac(match v4 {
+                Some(IpNet::V4(a)) => Some(a.addr()),
+                _ => None,
+            })
+        });
+        let ep = EndpointState {
+            id: eid.clone(),
+            network_id: net.id.clone(),
+            host: naming::veth_host(&self.tag, &eid),
+            peer: naming::veth_peer(&self.tag, &eid),
+            v4,
+            v6,
+            mac: format_mac(&mac),
+            mac_generated: given_mac.is_none(),
+            ports: Vec::new(),
+        };
+        self.make_veth(&net, &ep, mac).await?;
+        let recorded = async {
+            self.endpoints.insert(&eid, &ep)?;
+            self.store.flush().await?;
+            Ok::<(), NetworkError>(())
+        }
+        .await;
+        if let Err(e) = recorded {
+            let _ = self.endpoints.remove(&eid);
+            self.delete_quietly(&ep.host).await;
+            return Err(e);
+        }
+        Ok(Self::endpoint_response(&ep))
+    }
+
+    fn endpoint_response(ep: &EndpointState) -> api::CreateEndpointResponse {
+        api::CreateEndpointResponse {
+            interface: ep.mac_generated.then(|| api::EndpointInterface {
+                mac_address: ep.mac.clone(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// Create the pair; a tagged leftover of this endpoint (crash before recording) is replaced.
+    async fn make_veth(
+        &self,
+        net: &NetworkState,
+        ep: &EndpointState,
+        mac: [u8; 6],
+    ) -> Result<(), NetworkError> {
+        let spec = VethSpec {
+            host: ep.host.clone(),
+            peer: ep.peer.clone(),
+            mtu: net.spec.mtu,
+            peer_mac: mac,
+            bridge: net.bridge.clone(),
+            alias: naming::endpoint_alias(&self.tag, &ep.id),
+        };
+        let step = || {
+            format!(
+                "creating veth pair {}/{} on bridge {}",
+                ep.host, ep.peer, net.bridge
+            )
+        };
+        match self.sys.create_veth(&spec).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.errno() == Some(libc::EEXIST) => {
+                // Our names carry our instance tag: whatever holds them is ours and stale.
+                self.delete_quietly(&ep.host).await;
+                self.delete_quietly(&ep.peer).await;
+                match self.sys.create_veth(&spec).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        self.delete_quietly(&ep.host).await;
+                        Err(NetworkError::sys(step())(e))
+                    }
+                }
+            }
+            Err(e) => {
+                self.delete_quietly(&ep.host).await;
+                Err(NetworkError::sys(step())(e))
+            }
+        }
+    }
+
+    async fn ensure_veth(
+        &self,
+        net: &NetworkState,
+        ep: &EndpointState,
+    ) -> Result<(), NetworkError> {
+        let host = self
+            .sys
+            .link(&ep.host)
+            .await
+            .map_err(NetworkError::sys(format!("looking up veth {}", ep.host)))?;
+        if host.is_none() {
+            let mac = parse_mac(&ep.mac).unwrap_or_else(|| generate_mac(None));
+            self.make_veth(net, ep, mac).await?;
+        }
+        Ok(())
+    }
+
+    fn endpoint(&self, network_id: &str, endpoint_id: &str) -> Result<EndpointState, NetworkError> {
+        match self.endpoints.get(endpoint_id)? {
+            Some(ep) if ep.network_id == network_id => Ok(ep),
+            _ => Err(NetworkError::EndpointNotFound(
+                short(endpoint_id).to_string(),
+            )),
+        }
+    }
+
+    fn network(&self, network_id: &str) -> Result<NetworkState, NetworkError> {
+        self.networks
+            .get(network_id)?
+            .ok_or_else(|| NetworkError::NetworkNotFound(short(network_id).to_string()))
+    }
+
+    /// `Join`: name the veth end to move and the gateway.
+    pub async fn join(&self, req: api::JoinRequest) -> Result<api::JoinResponse, NetworkError> {
+        let ep = self.endpoint(&req.network_id, &req.endpoint_id)?;
+        let net = self.network(&req.network_id)?;
+        self.ensure_veth(&net, &ep).await?;
+        let mut resp = api::JoinResponse {
+            interface_name: api::InterfaceName {
+                src_name: ep.peer.clone(),
+                dst_prefix: net.spec.iface_prefix.clone(),
+            },
+            ..Default::default()
+        };
+        if net.spec.internal {
+            resp.disable_gateway_service = true;
+            return Ok(resp);
+        }
+        let pick = |pools: &[options::Pool], addr: Option<IpNet>| -> Option<IpAddr> {
+            let by_subnet = addr.and_then(|a| {
+                pools
+                    .iter()
+                    .find(|p| p.subnet.contains(&a.addr()))
+                    .and_then(|p| p.gateway)
+            });
+            by_subnet
+                .or_else(|| pools.iter().find_map(|p| p.gateway))
+                .map(|g| g.addr())
+        };
+        if let Some(gw) = pick(&net.spec.v4, ep.v4) {
+            resp.gateway = gw.to_string();
+        }
+        if ep.v6.is_some() {
+            if let Some(gw) = pick(&net.spec.v6, ep.v6) {
+                resp.gateway_ipv6 = gw.to_string();
+            }
+        }
+        // Without any gateway dockerd would attach docker_gwbridge: say there is none on purpose.
+        resp.disable_gateway_service = resp.gateway.is_empty() && resp.gateway_ipv6.is_empty();
+        Ok(resp)
+    }
+
+    /// `Leave`: dockerd moves the interface back after this; nothing to undo here.
+    pub async fn leave(&self, req: api::EndpointRequest) -> Result<(), NetworkError> {
+        if self.endpoints.get(&req.endpoint_id)?.is_none() {
+            tracing::debug!(endpoint = %short(&req.endpoint_id), "leave of an unknown endpoint");
+        }
+        Ok(())
+    }
+
+    /// `DeleteEndpoint`: the veth pair goes (unknown endpoints are fine).
+    pub async fn delete_endpoint(&self, req: api::EndpointRequest) -> Result<(), NetworkError> {
+        let Some(ep) = self.endpoints.get(&req.endpoint_id)? else {
+            return Ok(());
+        };
+        self.sys
+            .delete_link(&ep.host)
+            .await
+            .map_err(NetworkError::sys(format!("deleting veth {}", ep.host)))?;
+        self.endpoints.remove(&req.endpoint_id)?;
+        self.store.flush().await?;
+        if !ep.ports.is_empty() {
+            if let Err(e) = self.refresh_firewall().await {
+                tracing::warn!(error = %e, "firewall not updated after endpoint removal");
+            }
+        }
+        Ok(())
+    }
+
+    /// `EndpointOperInfo`.
+    pub async fn endpoint_oper_info(
+        &self,
+        req: api::EndpointRequest,
+    ) -> Result<api::EndpointOperInfoResponse, NetworkError> {
+        let ep = self.endpoint(&req.network_id, &req.endpoint_id)?;
+        let net = self.network(&req.network_id)?;
+        let mut value = Options::new();
+        value.insert("bridge".into(), net.bridge.into());
+        value.insert("host_veth".into(), ep.host.into());
+        value.insert("mac_address".into(), ep.mac.into());
+        let ports: Vec<serde_json::Value> = ep
+            .ports
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "Proto": p.proto,
+                    "HostIP": p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                    "HostPort": p.host_port,
+                    "Port": p.container_port,
+                })
+            })
+            .collect();
+        value.insert("published_ports".into(), ports.into());
+        Ok(api::EndpointOperInfoResponse { value })
+    }
+
+    // ----- external connectivity -----
+
+    /// `ProgramExternalConnectivity`: publish the endpoint's ports.
+    pub async fn program_external(
+        &self,
+        req: api::ExternalConnectivityRequest,
+    ) -> Result<(), NetworkError> {
+        let bindings: Vec<PortBinding> = match req.options.as_ref().and_then(|o| o.get(OPT_PORTMAP))
+        {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                NetworkError::InvalidRequest(format!("{OPT_PORTMAP} does not decode: {e}"))
+            })?,
+        };
+        let _g = self.net_lock.lock().await;
+        let mut ep = self.endpoint(&req.network_id, &req.endpoint_id)?;
+        let net = self.network(&req.network_id)?;
+        if net.spec.internal || bindings.is_empty() {
+            return Ok(());
+        }
+        if let Some(reason) = self.firewall_unavailable() {
+            return Err(NetworkError::FirewallUnavailable {
+                what: "publishing ports (-p)".into(),
+                reason,
+            });
+        }
+        if !matches!(ep.v4, Some(IpNet::V4(_))) {
+            return Err(NetworkError::InvalidRequest(
+                "published ports need an IPv4 address on the endpoint".into(),
+            ));
+        }
+        let ports = self.resolve_ports(&net, &ep.id, &bindings)?;
+        if ports == ep.ports {
+            return Ok(());
+        }
+        let old = std::mem::replace(&mut ep.ports, ports);
+        self.endpoints.insert(&ep.id, &ep)?;
+        self.store.flush().await?;
+        if let Err(e) = self.refresh_firewall().await {
+            ep.ports = old;
+            self.endpoints.insert(&ep.id, &ep)?;
+            self.store.flush().await?;
+            let _ = self.refresh_firewall().await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Choose host ports and check them against every other published port.
+    fn resolve_ports(
+        &self,
+        net: &NetworkState,
+        endpoint_id: &str,
+        bindings: &[PortBinding],
+    ) -> Result<Vec<PublishedPort>, NetworkError> {
+        let mut taken: BTreeMap<(u8, u16), (Option<Ipv4Addr>, String)> = BTreeMap::new();
+        for r in self.endpoints.iter() {
+            let (_, e) = r?;
+            if e.id == endpoint_id {
+                continue;
+            }
+            for p in &e.ports {
+                taken.insert((p.proto, p.host_port), (p.host_ip, e.id.clone()));
+            }
+        }
+        let clash = |taken: &BTreeMap<(u8, u16), (Option<Ipv4Addr>, String)>,
+                     proto: u8,
+                     port: u16,
+                     ip: Option<Ipv4Addr>| {
+            taken
+                .get(&(proto, port))
+                .filter(|(other, _)| other.is_none() || ip.is_none() || *other == ip)
+                .map(|(_, e)| e.clone())
+        };
+        let mut out = Vec::new();
+        for b in bindings {
+            let proto_name = match b.proto {
+                6 => "tcp",
+                17 => "udp",
+                132 => "sctp",
+                other => {
+                    return Err(NetworkError::InvalidRequest(format!(
+                        "published port with protocol number {other}: only tcp, udp and sctp"
+                    )))
+                }
+            };
+            let host_ip = if b.host_ip.is_empty() {
+                match net.spec.host_ip {
+                    Some(IpAddr::V4(ip)) if !ip.is_unspecified() => Some(ip),
+                    _ => None,
+                }
+            } else {
+                match b.host_ip.parse::<IpAddr>() {
+                    Ok(IpAddr::V4(ip)) if ip.is_unspecified() => None,
+                    Ok(IpAddr::V4(ip)) => Some(ip),
+                    Ok(IpAddr::V6(_)) => continue, // IPv6 publishing is not supported; the v4 binding follows
+                    Err(_) => {
+                        return Err(NetworkError::InvalidRequest(format!(
+                            "published port host IP {:?} is not an IP address",
+                            b.host_ip
+                        )))
+                    }
+                }
+            };
+            let range: Vec<u16> = if b.host_port == 0 {
+                EPHEMERAL.collect()
+            } else if b.host_port_end > b.host_port {
+                (b.host_port..=b.host_port_end).collect()
+            } else {
+                vec![b.host_port]
+            };
+            let mut chosen = None;
+            let mut holder = None;
+            for port in range {
+                let in_batch = out.iter().any(|p: &PublishedPort| {
+                    p.proto == b.proto
+                        && p.host_port == port
+                        && (p.host_ip.is_none() || host_ip.is_none() || p.host_ip == host_ip)
+                });
+                match clash(&taken, b.proto, port, host_ip) {
+                    None if !in_batch => {
+                        chosen = Some(port);
+                        break;
+                    }
+                    Some(e) => holder = Some(e),
+                    None => {}
+                }
+            }
+            let Some(port) = chosen else {
+                return Err(NetworkError::Conflict(format!(
+                    "host port {proto_name}/{} is already published{}",
+                    b.host_port,
+                    holder
+                        .map(|e| format!(" by endpoint {}", short(&e)))
+                        .unwrap_or_default()
+                )));
+            };
+            out.push(PublishedPort {
+                proto: b.proto,
+                host_ip,
+                host_port: port,
+                container_port: b.port,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `RevokeExternalConnectivity`: unpublish the endpoint's ports.
+    pub async fn revoke_external(&self, req: api::EndpointRequest) -> Result<(), NetworkError> {
+        let _g = self.net_lock.lock().await;
+        let Some(mut ep) = self.endpoints.get(&req.endpoint_id)? else {
+            return Ok(());
+        };
+        if ep.ports.is_empty() {
+            return Ok(());
+        }
+        ep.ports.clear();
+        self.endpoints.insert(&ep.id, &ep)?;
+        self.store.flush().await?;
+        self.refresh_firewall().await
+    }
+
+    // ----- restart safety -----
+
+    /// Bring the kernel in line with the store: re-create missing bridges, adopt existing
+    /// links, re-attach veths, delete links of this instance that belong to nothing known,
+    /// and re-apply the firewall table.
+    pub async fn reconcile(&self) -> Result<ReconcileReport, NetworkError> {
+        let _g = self.net_lock.lock().await;
+        let mut report = ReconcileReport::default();
+        let mut nets = BTreeMap::new();
+        for r in self.networks.iter() {
+            let (_, n) = r?;
+            nets.insert(n.id.clone(), n);
+        }
+        for net in nets.values() {
+            let existed = self
+                .sys
+                .link(&net.bridge)
+                .await
+                .map_err(NetworkError::sys("listing links"))?
+                .is_some();
+            match self.ensure_bridge(net).await {
+                Ok(()) if existed => report.adopted += 1,
+                Ok(()) => report.recreated += 1,
+                Err(e) => {
+                    tracing::error!(network = %short(&net.id), error = %e, "cannot restore network");
+                    report.errors.push(e.to_string());
+                }
+            }
+        }
+        let links = self
+            .sys
+            .list_links()
+            .await
+            .map_err(NetworkError::sys("listing links"))?;
+        let by_name: BTreeMap<&str, &crate::sys::Link> =
+            links.iter().map(|l| (l.name.as_str(), l)).collect();
+        let mut keep: BTreeSet<String> = nets.values().map(|n| n.bridge.clone()).collect();
+        let mut eps = BTreeSet::new();
+        let mut stale_eps = Vec::new();
+        for r in self.endpoints.iter() {
+            let (key, ep) = r?;
+            let Some(net) = nets.get(&ep.network_id) else {
+                stale_eps.push((key, ep));
+                continue;
+            };
+            keep.insert(ep.host.clone());
+            keep.insert(ep.peer.clone());
+            eps.insert(ep.id.clone());
+            let bridge_index = by_name.get(net.bridge.as_str()).map(|l| l.index);
+            if let Some(l) = by_name.get(ep.host.as_str()) {
+                if bridge_index.is_none() || l.controller != bridge_index || !l.up {
+                    match self.sys.attach(&ep.host, &net.bridge).await {
+                        Ok(()) => report.reattached += 1,
+                        Err(e) => report.errors.push(format!("attaching {}: {e}", ep.host)),
+                    }
+                }
+            }
+        }
+        for (key, ep) in stale_eps {
+            self.delete_quietly(&ep.host).await;
+            self.endpoints.remove(&key)?;
+            report.deleted += 1;
+        }
+        for l in &links {
+            if keep.contains(&l.name) {
+                continue;
+            }
+            let owner = l.alias.as_deref().and_then(|a| naming::owner(&self.tag, a));
+            let stale = match owner {
+                Some(Owner::Network(id)) => !nets.contains_key(&id),
+                Some(Owner::Endpoint(id)) => !eps.contains(&id),
+                None => naming::is_generated(&self.tag, &l.name),
+            };
+            if stale {
+                match self.sys.delete_link(&l.name).await {
+                    Ok(_) => {
+                        tracing::info!(link = %l.name, "deleted a link of ours that belongs to nothing known");
+                        report.deleted += 1;
+                    }
+                    Err(e) => report.errors.push(format!("deleting {}: {e}", l.name)),
+                }
+            }
+        }
+        self.store.flush().await?;
+        if let Err(e) = self.refresh_firewall().await {
+            tracing::warn!(error = %e, "firewall unavailable: plain bridging only");
+            report.errors.push(e.to_string());
+        }
+        Ok(report)
+    }
+}
+
+/// What reconcile did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Bridges found and kept.
+    pub adopted: usize,
+    /// Bridges made again.
+    pub recreated: usize,
+    /// Veths put back on their bridge.
+    pub reattached: usize,
+    /// Links (and stale endpoint records) removed.
+    pub deleted: usize,
+    /// Problems that did not stop reconcile.
+    pub errors: Vec<String>,
+}

@@ -1,0 +1,341 @@
+//! The real [`Sys`]: links and addresses through rtnetlink, the firewall through nfnetlink
+//! (`crate::nft`). Never runs a command.
+
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use ipnet::IpNet;
+use rtnetlink::packet_route::link::{
+    InfoBridge, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
+
+use super::{BridgeSpec, Link, Sys, SysError, VethSpec};
+use crate::firewall::Ruleset;
+
+/// rtnetlink and nftables over netlink in the host network namespace.
+#[derive(Clone)]
+pub struct NetlinkSys {
+    handle: rtnetlink::Handle,
+}
+
+impl std::fmt::Debug for NetlinkSys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetlinkSys").finish_non_exhaustive()
+    }
+}
+
+fn map_err(e: rtnetlink::Error) -> SysError {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => match m.code {
+            Some(code) => SysError::from_errno(-code.get()),
+            None => SysError::Other(m.to_string()),
+        },
+        other => SysError::Other(other.to_string()),
+    }
+}
+
+fn to_link(m: LinkMessage) -> Link {
+    let mut l = Link {
+        index: m.header.index,
+        up: m.header.flags.contains(LinkFlags::Up),
+        ..Link::default()
+    };
+    for a in m.attributes {
+        match a {
+            LinkAttribute::IfName(n) => l.name = n,
+            LinkAttribute::IfAlias(s) => l.alias = Some(s),
+            LinkAttribute::Mtu(v) => l.mtu = v,
+            LinkAttribute::Controller(c) => l.controller = Some(c),
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    if let LinkInfo::Kind(k) = i {
+                        l.kind = Some(k.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    l
+}
+
+impl NetlinkSys {
+    /// Open the rtnetlink connection (its task runs on the current tokio runtime).
+    pub fn new() -> Result<Self, SysError> {
+        let (conn, handle, _) = rtnetlink::new_connection()
+            .map_err(|e| SysError::Other(format!("rtnetlink socket: {e}")))?;
+        tokio::spawn(conn);
+        Ok(Self { handle })
+    }
+
+    async fn index_of(&self, name: &str) -> Result<u32, SysError> {
+        self.link(name)
+            .await?
+            .map(|l| l.index)
+            .ok_or_else(|| SysError::from_errno(libc::ENODEV))
+    }
+}
+
+impl Sys for NetlinkSys {
+    async fn list_links(&self) -> Result<Vec<Link>, SysError> {
+        let mut stream = self.handle.link().get().execute();
+        let mut out = Vec::new();
+        while let Some(m) = stream.try_next().await.map_err(map_err)? {
+            out.push(to_link(m));
+        }
+        Ok(out)
+    }
+
+    async fn link(&self, name: &str) -> Result<Option<Link>, SysError> {
+        let mut stream = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match stream.try_next().await {
+            Ok(Some(m)) => Ok(Some(to_link(m))),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                let e = map_err(e);
+                if e.errno() == Some(libc::ENODEV) {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn create_bridge(&self, spec: &BridgeSpec) -> Result<(), SysError> {
+        // Created down under the tagged name; the rename, alias and "up" follow in one setlink.
+        let msg = LinkMessageBuilder::<LinkBridge>::new(&spec.tmp_name)
+            .mtu(spec.mtu)
+            .append_info_data(InfoBridge::NfCallIpTables(spec.nf_call_iptables))
+            .build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(map_err)?;
+        let index = self.index_of(&spec.tmp_name).await?;
+        let mut b = LinkUnspec::new_with_index(index).alias(spec.alias.clone());
+        if spec.name != spec.tmp_name {
+            b = b.name(spec.name.clone());
+        }
+        self.handle
+            .link()
+            .set(b.up().build())
+            .execute()
+            .await
+            .map_err(map_err)
+    }
+
+    async fn ensure_up(&self, name: &str, mtu: u32) -> Result<(), SysError> {
+        let index = self.index_of(name).await?;
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).mtu(mtu).up().build())
+            .execute()
+            .await
+            .map_err(map_err)
+    }
+
+    async fn add_address(&self, link: &str, addr: IpNet) -> Result<(), SysError> {
+        let index = self.index_of(link).await?;
+        let ip: IpAddr = addr.addr();
+        match self
+            .handle
+            .address()
+            .add(index, ip, addr.prefix_len())
+            .execute()
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = map_err(e);
+                if e.errno() == Some(libc::EEXIST) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn create_veth(&self, spec: &VethSpec) -> Result<(), SysError> {
+        let bridge = self.index_of(&spec.bridge).await?;
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(spec.peer.clone())
+            .mtu(spec.mtu)
+            .address(spec.peer_mac.to_vec())
+            .build();
+        // The host end is created enslaved and up in the same message; the peer stays down
+        // (dockerd moves, renames, addresses and raises it).
+        let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(spec.host.clone())
+            .mtu(spec.mtu)
+            .controller(bridge)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(map_err)?;
+        let index = self.index_of(&spec.host).await?;
+        self.handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .alias(spec.alias.clone())
+                    .up()
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(map_err)
+    }
+
+    async fn attach(&self, link: &str, bridge: &str) -> Result<(), SysError> {
+        let b = self.index_of(bridge).await?;
+        let index = self.index_of(link).await?;
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).controller(b).up().build())
+            .execute()
+            .await
+            .map_err(map_err)
+    }
+
+    async fn delete_link(&self, name: &str) -> Result<bool, SysError> {
+        let Some(l) = self.link(name).await? else {
+            return Ok(false);
+        };
+        match self.handle.link().del(l.index).execute().await {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                let e = map_err(e);
+                if e.errno() == Some(libc::ENODEV) {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn apply_firewall(&self, rules: &Ruleset) -> Result<(), SysError> {
+        let (batch, what) = crate::nft::encode_replace(rules, next_seq());
+        tokio::task::spawn_blocking(move || crate::nft::send(&batch, &what))
+            .await
+            .map_err(|e| SysError::Other(format!("firewall task: {e}")))?
+    }
+
+    async fn remove_firewall(&self, table: &str) -> Result<(), SysError> {
+        let (batch, what) = crate::nft::encode_delete(table, next_seq());
+        tokio::task::spawn_blocking(move || crate::nft::send(&batch, &what))
+            .await
+            .map_err(|e| SysError::Other(format!("firewall task: {e}")))?
+    }
+}
+
+/// Sequence numbers for nfnetlink batches (only used to match acks to messages).
+fn next_seq() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(1);
+    SEQ.fetch_add(1000, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Privileged: creates and removes a bridge and a veth pair on this host. Fails (does not
+    /// skip) without CAP_NET_ADMIN.
+    #[tokio::test]
+    async fn real_links_round_trip() {
+        let sys = NetlinkSys::new().unwrap();
+        let tag = format!("obu{}", std::process::id() % 10000);
+        let br = format!("{tag}b");
+        let host = format!("{tag}v");
+        let peer = format!("{tag}c");
+        let _ = sys.delete_link(&br).await;
+        sys.create_bridge(&BridgeSpec {
+            tmp_name: format!("{tag}t"),
+            name: br.clone(),
+            mtu: 1400,
+            alias: "outboard-network test net x".into(),
+            nf_call_iptables: true,
+        })
+        .await
+        .expect("create bridge (needs CAP_NET_ADMIN)");
+        let l = sys.link(&br).await.unwrap().unwrap();
+        assert_eq!(l.kind.as_deref(), Some("bridge"));
+        assert_eq!(l.alias.as_deref(), Some("outboard-network test net x"));
+        assert!(l.up);
+        assert_eq!(l.mtu, 1400);
+        sys.add_address(&br, "10.99.250.1/24".parse().unwrap())
+            .await
+            .unwrap();
+        sys.add_address(&br, "10.99.250.1/24".parse().unwrap())
+            .await
+            .unwrap();
+        sys.create_veth(&VethSpec {
+            host: host.clone(),
+            peer: peer.clone(),
+            mtu: 1400,
+            peer_mac: [2, 0x42, 10, 99, 250, 2],
+            bridge: br.clone(),
+            alias: "outboard-network test ep y".into(),
+        })
+        .await
+        .unwrap();
+        let h = sys.link(&host).await.unwrap().unwrap();
+        assert_eq!(h.controller, Some(l.index));
+        assert!(h.up);
+        let p = sys.link(&peer).await.unwrap().unwrap();
+        assert!(!p.up);
+        assert_eq!(p.mtu, 1400);
+        assert!(sys.delete_link(&host).await.unwrap());
+        assert!(sys.link(&peer).await.unwrap().is_none());
+        assert!(sys.delete_link(&br).await.unwrap());
+        assert!(!sys.delete_link(&br).await.unwrap());
+    }
+
+    /// Privileged: the encoder's batch is accepted by the kernel, then the table is removed.
+    #[tokio::test]
+    async fn real_firewall_round_trip() {
+        use crate::firewall::{FwNetwork, FwPort};
+        let sys = NetlinkSys::new().unwrap();
+        let table = format!("outboard_network_test{}", std::process::id());
+        let rules = Ruleset {
+            table: table.clone(),
+            networks: vec![FwNetwork {
+                bridge: "obtest0".into(),
+                subnets: vec!["10.99.251.0/24".parse().unwrap()],
+                internal: false,
+                icc: false,
+                masquerade: true,
+            }],
+            ports: vec![FwPort {
+                proto: 6,
+                host_ip: None,
+                host_port: 18080,
+                container_ip: "10.99.251.2".parse().unwrap(),
+                container_port: 80,
+            }],
+        };
+        sys.apply_firewall(&rules)
+            .await
+            .expect("apply (needs CAP_NET_ADMIN)");
+        sys.apply_firewall(&rules)
+            .await
+            .expect("apply again replaces");
+        sys.remove_firewall(&table).await.unwrap();
+        sys.remove_firewall(&table).await.unwrap();
+    }
+}

@@ -1,0 +1,378 @@
+//! Router and service tests over the recording fake (no privilege needed).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::service::Service;
+use crate::sys::fake::FakeSys;
+use crate::Config;
+
+const NET: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const NET2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+const EP: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const EP2: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn service(fake: &FakeSys, store: &common::Store) -> Arc<Service<FakeSys>> {
+    Arc::new(Service::new(fake.clone(), store.clone(), true).unwrap())
+}
+
+async fn call(svc: &Arc<Service<FakeSys>>, path: &str, body: Value) -> (StatusCode, Value) {
+    let body = if body.is_null() {
+        Body::empty()
+    } else {
+        Body::from(body.to_string())
+    };
+    let req = Request::builder()
+        .method("POST")
+        .uri(format!("/NetworkDriver.{path}"))
+        .body(body)
+        .unwrap();
+    let resp = crate::router(svc.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn create_net(id: &str, generic: Value, subnet: &str) -> Value {
+    let gw = subnet.replace(".0/24", ".1/24");
+    json!({
+        "NetworkID": id,
+        "Options": {"com.docker.network.enable_ipv6": false, "com.docker.network.generic": generic},
+        "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": subnet, "Gateway": gw}],
+        "IPv6Data": []
+    })
+}
+
+fn create_ep(net: &str, ep: &str, addr: &str) -> Value {
+    json!({"NetworkID": net, "EndpointID": ep,
+           "Interface": {"Address": addr, "AddressIPv6": "", "MacAddress": ""},
+           "Options": {"com.docker.network.endpoint.exposedports": [], "com.docker.network.portmap": []}})
+}
+
+#[tokio::test]
+async fn capabilities_with_an_empty_body() {
+    let fake = FakeSys::new();
+    let svc = service(&fake, &common::Store::temporary().unwrap());
+    let (s, v) = call(&svc, "GetCapabilities", Value::Null).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, json!({"Scope": "local", "ConnectivityScope": "local"}));
+}
+
+#[tokio::test]
+async fn network_and_endpoint_lifecycle() {
+    let fake = FakeSys::new();
+    let store = common::Store::temporary().unwrap();
+    let svc = service(&fake, &store);
+    let (s, v) = call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET, json!({"mtu": "1400"}), "10.99.0.0/24"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let bridge = crate::naming::bridge_name(svc.tag(), NET);
+    assert_eq!(fake.addrs(&bridge), vec!["10.99.0.1/24".parse().unwrap()]);
+    // Repeating the call is fine and makes nothing new.
+    let (s, _) = call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET, json!({"mtu": "1400"}), "10.99.0.0/24"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (s, v) = call(&svc, "CreateEndpoint", create_ep(NET, EP, "10.99.0.2/24")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v, json!({"Interface": {"MacAddress": "02:42:0a:63:00:02"}}));
+    // A given MAC is not echoed.
+    let mut with_mac = create_ep(NET, EP2, "10.99.0.3/24");
+    with_mac["Interface"]["MacAddress"] = json!("02:00:00:00:00:09");
+    let (s, v) = call(&svc, "CreateEndpoint", with_mac).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, json!({}));
+
+    let (s, v) = call(
+        &svc,
+        "Join",
+        json!({"NetworkID": NET, "EndpointID": EP, "SandboxKey": "/x", "Options": {}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["InterfaceName"]["DstPrefix"], "eth");
+    assert_eq!(
+        v["InterfaceName"]["SrcName"],
+        crate::naming::veth_peer(svc.tag(), EP)
+    );
+    assert_eq!(v["Gateway"], "10.99.0.1");
+    assert_eq!(v["DisableGatewayService"], false);
+    let (s, v) = call(
+        &svc,
+        "EndpointOperInfo",
+        json!({"NetworkID": NET, "EndpointID": EP}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["Value"]["bridge"], bridge.as_str());
+
+    // Published port, then revoke.
+    let pec = json!({"NetworkID": NET, "EndpointID": EP, "Options": {"com.docker.network.portmap": [
+        {"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": 8080, "HostPortEnd": 8080}]}});
+    let (s, v) = call(&svc, "ProgramExternalConnectivity", pec).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let fw = fake.firewall().unwrap();
+    assert_eq!(fw.ports.len(), 1);
+    assert_eq!(fw.ports[0].container_ip.to_string(), "10.99.0.2");
+    // The same host port for another endpoint is refused.
+    let pec2 = json!({"NetworkID": NET, "EndpointID": EP2, "Options": {"com.docker.network.portmap": [
+        {"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": 8080, "HostPortEnd": 8080}]}});
+    let (s, v) = call(&svc, "ProgramExternalConnectivity", pec2).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(v["Err"].as_str().unwrap().contains("tcp/8080"), "{v}");
+    let (s, _) = call(
+        &svc,
+        "RevokeExternalConnectivity",
+        json!({"NetworkID": NET, "EndpointID": EP}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(fake.firewall().unwrap().ports.is_empty());
+
+    for ep in [EP, EP2] {
+        let (s, _) = call(&svc, "Leave", json!({"NetworkID": NET, "EndpointID": ep})).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = call(
+            &svc,
+            "DeleteEndpoint",
+            json!({"NetworkID": NET, "EndpointID": ep}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = call(
+            &svc,
+            "DeleteEndpoint",
+            json!({"NetworkID": NET, "EndpointID": ep}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "repeated delete is fine");
+    }
+    assert_eq!(fake.link_names(), vec![bridge.clone()]);
+    let (s, _) = call(&svc, "DeleteNetwork", json!({"NetworkID": NET})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(fake.link_names().is_empty());
+    assert!(
+        fake.firewall().is_none(),
+        "the table goes with the last network"
+    );
+}
+
+#[tokio::test]
+async fn internal_network_has_no_gateway() {
+    let fake = FakeSys::new();
+    let svc = service(&fake, &common::Store::temporary().unwrap());
+    let mut body = create_net(NET, json!({}), "10.99.0.0/24");
+    body["Options"]["com.docker.network.internal"] = json!(true);
+    let (s, v) = call(&svc, "CreateNetwork", body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    call(&svc, "CreateEndpoint", create_ep(NET, EP, "10.99.0.2/24")).await;
+    let (_, v) = call(&svc, "Join", json!({"NetworkID": NET, "EndpointID": EP})).await;
+    assert_eq!(v["DisableGatewayService"], true);
+    assert!(v.get("Gateway").is_none());
+    let fw = fake.firewall().unwrap();
+    assert!(fw.networks[0].internal && !fw.networks[0].masquerade);
+}
+
+#[tokio::test]
+async fn bad_input_changes_nothing() {
+    let fake = FakeSys::new();
+    let svc = service(&fake, &common::Store::temporary().unwrap());
+    for (generic, needle) in [
+        (json!({"colour": "red"}), "unknown option"),
+        (json!({"mtu": "12"}), "MTU"),
+        (
+            json!({"bridge_name": "waytoolongbridgename"}),
+            "15 characters",
+        ),
+    ] {
+        let (s, v) = call(
+            &svc,
+            "CreateNetwork",
+            create_net(NET, generic, "10.99.0.0/24"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(v["Err"].as_str().unwrap().contains(needle), "{v}");
+    }
+    assert!(fake.calls().is_empty());
+    // A bridge name used by another network, and one held by a foreign link.
+    let (s, _) = call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET, json!({"bridge_name": "obt-a"}), "10.99.0.0/24"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET2, json!({"bridge_name": "obt-a"}), "10.99.1.0/24"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(
+        v["Err"]
+            .as_str()
+            .unwrap()
+            .contains("already used by network 111111111111"),
+        "{v}"
+    );
+    fake.add_foreign_link("eth9", "veth", None);
+    let (s, v) = call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET2, json!({"bridge_name": "eth9"}), "10.99.1.0/24"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(v["Err"].as_str().unwrap().contains("already exists"), "{v}");
+    assert_eq!(
+        fake.link_names(),
+        vec!["eth9".to_string(), "obt-a".to_string()]
+    );
+    // Endpoint on an unknown network.
+    let (s, _) = call(&svc, "CreateEndpoint", create_ep(NET2, EP, "10.99.1.2/24")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn half_made_network_is_rolled_back() {
+    let fake = FakeSys::new();
+    let svc = service(&fake, &common::Store::temporary().unwrap());
+    // Call 1 creates the bridge, call 2 adds the gateway: fail the gateway.
+    fake.fail_nth(2);
+    let (s, v) = call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET, json!({}), "10.99.0.0/24"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        v["Err"]
+            .as_str()
+            .unwrap()
+            .contains("adding gateway 10.99.0.1/24"),
+        "{v}"
+    );
+    assert!(fake.link_names().is_empty(), "{:?}", fake.link_names());
+    // Then it works.
+    let (s, _) = call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET, json!({}), "10.99.0.0/24"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    // A failed veth leaves nothing and no record.
+    fake.fail_nth(1);
+    let (s, v) = call(&svc, "CreateEndpoint", create_ep(NET, EP, "10.99.0.2/24")).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        v["Err"].as_str().unwrap().contains("creating veth pair"),
+        "{v}"
+    );
+    assert_eq!(fake.link_names().len(), 1);
+    let (s, _) = call(&svc, "Join", json!({"NetworkID": NET, "EndpointID": EP})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn firewall_options_need_the_firewall() {
+    let fake = FakeSys::new();
+    fake.break_firewall();
+    let svc = service(&fake, &common::Store::temporary().unwrap());
+    // Plain bridging still works; the firewall is then known to be unavailable.
+    let (s, v) = call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET, json!({}), "10.99.0.0/24"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET2, json!({"icc": "false"}), "10.99.1.0/24"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["Err"]
+            .as_str()
+            .unwrap()
+            .contains("icc=false needs the plugin's nftables firewall"),
+        "{v}"
+    );
+    call(&svc, "CreateEndpoint", create_ep(NET, EP, "10.99.0.2/24")).await;
+    let pec = json!({"NetworkID": NET, "EndpointID": EP, "Options": {"com.docker.network.portmap": [
+        {"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": 8080, "HostPortEnd": 8080}]}});
+    let (s, v) = call(&svc, "ProgramExternalConnectivity", pec).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["Err"].as_str().unwrap().contains("publishing ports"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn reconcile_restores_and_cleans() {
+    let fake = FakeSys::new();
+    let store = common::Store::temporary().unwrap();
+    let svc = service(&fake, &store);
+    call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET, json!({}), "10.99.0.0/24"),
+    )
+    .await;
+    call(&svc, "CreateEndpoint", create_ep(NET, EP, "10.99.0.2/24")).await;
+    let bridge = crate::naming::bridge_name(svc.tag(), NET);
+    // The bridge vanished (host reboot); leftovers of ours and of another instance exist.
+    fake.remove_link(&bridge);
+    let tag = svc.tag().to_string();
+    fake.add_foreign_link(&crate::naming::veth_host(&tag, EP2), "veth", None);
+    fake.add_foreign_link(
+        "obt-gone",
+        "bridge",
+        Some(&crate::naming::network_alias(&tag, NET2)),
+    );
+    fake.add_foreign_link(
+        "obt-other",
+        "bridge",
+        Some(&crate::naming::network_alias("zzzz", NET2)),
+    );
+    fake.add_foreign_link("eth0", "veth", None);
+    // A new service over the same store (plugin restart).
+    let svc2 = service(&fake, &store);
+    assert_eq!(svc2.tag(), tag);
+    let r = svc2.reconcile().await.unwrap();
+    assert_eq!(r.recreated, 1);
+    assert_eq!(r.deleted, 2, "{r:?}");
+    let names = fake.link_names();
+    assert!(names.contains(&bridge));
+    assert!(names.contains(&"obt-other".to_string()));
+    assert!(names.contains(&"eth0".to_string()));
+    assert!(!names.contains(&"obt-gone".to_string()));
+    assert!(names.contains(&crate::naming::veth_host(&tag, EP)));
+    assert!(fake.firewall().is_some());
+}
+
+#[test]
+fn config_json_matches_the_settings() {
+    common::config::check_config_json::<Config>(include_str!("../../deploy/network/config.json"))
+        .unwrap();
+}
