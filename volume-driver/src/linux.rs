@@ -191,6 +191,10 @@ impl Sys for LinuxSys {
         match fs::remove_dir(target) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            // The directory is still a mount point in a copy of the tree (the `/host` rbind
+            // taken at plugin start holds one after a restart): the volume is unmounted here,
+            // which is what matters; the empty directory is reused by the next mount.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(()),
             Err(e) => Err(e),
         }
     }

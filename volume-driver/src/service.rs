@@ -257,11 +257,15 @@ impl Service {
                     _ => format!("cannot resolve on the host: {e}"),
                 },
             })?;
-        if self
-            .bind_allowed
-            .iter()
-            .any(|prefix| under_prefix(&resolved, prefix))
-        {
+        // Prefixes are resolved too (a configured /var/run may be a symlink to /run).
+        let allowed = self.bind_allowed.iter().any(|prefix| {
+            let real = self
+                .sys
+                .resolve_in_root(&self.paths.host_root, prefix)
+                .unwrap_or_else(|_| prefix.clone());
+            under_prefix(&resolved, &real) || under_prefix(&resolved, prefix)
+        });
+        if allowed {
             Ok(resolved)
         } else {
             Err(VolumeError::BindNotAllowed {
@@ -418,9 +422,14 @@ impl Service {
         let last = rec.mount_count() == 0;
         if last {
             let target = self.mountpoint(name);
-            self.sys
-                .release_mountpoint(&target)
-                .map_err(|e| Self::io(name, "unmount", &target, e))?;
+            // The caller is gone either way: drop its reference even if the unmount fails
+            // (dockerd does not retry Unmount, and a stuck count would block Remove forever).
+            // Reconciliation and Remove retry the unmount.
+            if let Err(e) = self.sys.release_mountpoint(&target) {
+                let err = Self::io(name, "unmount", &target, e);
+                tracing::error!("{err}");
+                self.set_problem(name, Some(err.to_string()));
+            }
         }
         self.save(&rec).await?;
         tracing::info!(volume = name, id, refs = rec.mount_count(), "unmounted");

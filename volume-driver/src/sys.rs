@@ -192,7 +192,11 @@ impl FakeSys {
                         if hops > 40 {
                             return Err(io::Error::from_raw_os_error(libc::ELOOP));
                         }
-                        parts.clear();
+                        if to.starts_with('/') {
+                            parts.clear();
+                        } else {
+                            parts.pop();
+                        }
                         queue.extend(to.split('/').rev().map(String::from));
                     }
                 }

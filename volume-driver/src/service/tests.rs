@@ -1,1 +1,407 @@
+//! Service logic against the recording fake: no root, no kernel.
 
+use super::*;
+use crate::sys::FakeSys;
+
+fn paths() -> Paths {
+    Paths {
+        data_dir: "/data".into(),
+        mount_root: "/mnt/volumes".into(),
+        host_root: "/host".into(),
+    }
+}
+
+fn build(store: Store, fake: &Arc<FakeSys>, allowed: &[&str]) -> Arc<Service> {
+    let svc = Service::new(
+        fake.clone(),
+        store,
+        paths(),
+        allowed.iter().map(|s| s.to_string()).collect(),
+    )
+    .unwrap();
+    svc.prepare().unwrap();
+    Arc::new(svc)
+}
+
+fn setup(allowed: &[&str]) -> (Arc<Service>, Arc<FakeSys>) {
+    let fake = Arc::new(FakeSys::new());
+    (build(Store::temporary().unwrap(), &fake, allowed), fake)
+}
+
+fn opts(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn status_of(svc: &Service, name: &str) -> Map<String, Value> {
+    svc.get(name).unwrap().status.unwrap()
+}
+
+#[tokio::test]
+async fn create_dir_applies_owner_and_mode_and_records() {
+    let (svc, fake) = setup(&[]);
+    svc.create(
+        "v1",
+        opts(&[("uid", "1000"), ("gid", "1000"), ("mode", "0750")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        fake.dir("/data/v1"),
+        Some(Ownership {
+            uid: Some(1000),
+            gid: Some(1000),
+            mode: Some(0o750)
+        })
+    );
+    let v = svc.get("v1").unwrap();
+    assert_eq!(v.name, "v1");
+    assert_eq!(v.mountpoint, "/mnt/volumes/v1");
+    time::OffsetDateTime::parse(
+        &v.created_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let s = v.status.unwrap();
+    assert_eq!(s["Backend"], "dir");
+    assert_eq!(s["Owner"], "1000:1000");
+    assert_eq!(s["Mode"], "0750");
+    assert_eq!(s["Mounts"], 0);
+    assert_eq!(s["Options"]["uid"], "1000");
+    assert_eq!(s["SizeUsedBytes"], 0);
+    assert_eq!(s["State"], "ok");
+    assert_eq!(svc.list().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_input_creates_nothing() {
+    let (svc, fake) = setup(&[]);
+    fake.clear_calls();
+    for (name, o, needle) in [
+        ("a/b", None, "path separator"),
+        ("..", None, "'..'"),
+        (
+            "v",
+            opts(&[("colour", "red")]),
+            "valid options: type, uid, gid, mode, size",
+        ),
+        ("v", opts(&[("size", "big")]), "option size"),
+        (
+            "v",
+            opts(&[("type", "tmpfs"), ("size", "0")]),
+            "option size",
+        ),
+        ("v", opts(&[("mode", "8")]), "option mode"),
+    ] {
+        let e = svc.create(name, o).await.unwrap_err().to_string();
+        assert!(e.contains(needle), "{name}: {e}");
+    }
+    assert!(svc.is_empty());
+    assert!(
+        fake.calls()
+            .iter()
+            .all(|c| !c.starts_with("make_volume_dir")),
+        "{:?}",
+        fake.calls()
+    );
+}
+
+#[tokio::test]
+async fn size_on_dir_names_the_filesystem() {
+    let (svc, fake) = setup(&[]);
+    fake.set_fs_type("ext4");
+    let e = svc
+        .create("v", opts(&[("size", "10m")]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("project quotas") && e.contains("ext4") && e.contains("tmpfs"),
+        "{e}"
+    );
+    assert!(svc.is_empty());
+}
+
+#[tokio::test]
+async fn create_is_idempotent_with_same_options_only() {
+    let (svc, _) = setup(&[]);
+    svc.create("v", opts(&[("mode", "700")])).await.unwrap();
+    let created = svc.get("v").unwrap().created_at;
+    svc.create("v", opts(&[("mode", "700")])).await.unwrap();
+    assert_eq!(svc.get("v").unwrap().created_at, created);
+    let e = svc.create("v", None).await.unwrap_err().to_string();
+    assert!(
+        e.contains("already exists") && e.contains("mode=700"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn mount_accounting_by_id() {
+    let (svc, fake) = setup(&[]);
+    svc.create("v", None).await.unwrap();
+    fake.clear_calls();
+    assert_eq!(svc.mount("v", "aaa").await.unwrap(), "/mnt/volumes/v");
+    svc.mount("v", "aaa").await.unwrap();
+    svc.mount("v", "bbb").await.unwrap();
+    let binds = fake
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("bind "))
+        .count();
+    assert_eq!(binds, 1, "mounted once: {:?}", fake.calls());
+    assert_eq!(status_of(&svc, "v")["Mounts"], 3);
+    assert_eq!(svc.path("v").unwrap(), "/mnt/volumes/v");
+
+    let e = svc.remove("v").await.unwrap_err().to_string();
+    assert!(
+        e.contains("3 caller") && e.contains("aaa") && e.contains("bbb"),
+        "{e}"
+    );
+
+    svc.unmount("v", "zzz").await.unwrap();
+    svc.unmount("nope", "aaa").await.unwrap();
+    svc.unmount("v", "aaa").await.unwrap();
+    svc.unmount("v", "aaa").await.unwrap();
+    assert!(fake.mounts().contains_key(Path::new("/mnt/volumes/v")));
+    svc.unmount("v", "bbb").await.unwrap();
+    assert!(fake.mounts().is_empty());
+    assert_eq!(svc.path("v").unwrap(), "");
+    svc.unmount("v", "bbb").await.unwrap();
+
+    svc.remove("v").await.unwrap();
+    assert!(fake.calls().iter().any(|c| c == "remove_tree /data/v"));
+    assert!(fake.dir("/data/v").is_none());
+    assert!(matches!(svc.get("v"), Err(VolumeError::NotFound(_))));
+}
+
+#[tokio::test]
+async fn failed_mount_records_no_reference() {
+    let (svc, fake) = setup(&[]);
+    svc.create("v", None).await.unwrap();
+    fake.fail_nth(1);
+    let e = svc.mount("v", "aaa").await.unwrap_err().to_string();
+    assert!(e.contains("bind-mount") && e.contains("injected"), "{e}");
+    assert_eq!(status_of(&svc, "v")["Mounts"], 0);
+    svc.remove("v").await.unwrap();
+}
+
+#[tokio::test]
+async fn tmpfs_mounts_with_size_and_owner() {
+    let (svc, fake) = setup(&[]);
+    svc.create(
+        "t",
+        opts(&[
+            ("type", "tmpfs"),
+            ("size", "1m"),
+            ("uid", "5"),
+            ("mode", "1777"),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert!(fake.dir("/data/t").is_none(), "tmpfs has no data directory");
+    svc.mount("t", "x").await.unwrap();
+    assert!(
+        fake.calls()
+            .iter()
+            .any(|c| c == "mount_tmpfs /mnt/volumes/t size=1048576 uid=5 gid=- mode=1777"),
+        "{:?}",
+        fake.calls()
+    );
+    let s = status_of(&svc, "t");
+    assert_eq!(s["SizeLimit"], "1.0MiB");
+    assert_eq!(s["Backend"], "tmpfs");
+    svc.unmount("t", "x").await.unwrap();
+    svc.remove("t").await.unwrap();
+    assert!(!fake.calls().iter().any(|c| c.starts_with("remove_tree")));
+}
+
+fn host(fake: &FakeSys) {
+    for d in ["/srv", "/srv/data", "/srv/data/sub", "/etc", "/other"] {
+        fake.add_host_dir(d);
+    }
+    fake.add_host_link("/srv/escape", "/etc");
+    fake.add_host_link("/srv/rel", "data/sub");
+}
+
+#[tokio::test]
+async fn bind_prefixes_are_checked_on_the_resolved_path() {
+    let (svc, fake) = setup(&["/srv"]);
+    host(&fake);
+    svc.create("b", opts(&[("type", "bind"), ("path", "/srv/data/")]))
+        .await
+        .unwrap();
+    assert_eq!(status_of(&svc, "b")["HostPath"], "/srv/data");
+    svc.create("r", opts(&[("type", "bind"), ("path", "/srv/rel")]))
+        .await
+        .unwrap();
+    assert_eq!(status_of(&svc, "r")["HostPath"], "/srv/data/sub");
+    for (path, needle) in [
+        ("/srv/escape", "resolved to \"/etc\""),
+        ("/srv/../etc", "not under an allowed host prefix"),
+        ("/other", "allowed: /srv"),
+        ("/srvx", "no such directory"),
+        ("/srv/missing", "no such directory"),
+    ] {
+        let e = svc
+            .create("x", opts(&[("type", "bind"), ("path", path)]))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needle), "{path}: {e}");
+    }
+    assert!(matches!(svc.get("x"), Err(VolumeError::NotFound(_))));
+    svc.mount("b", "id").await.unwrap();
+    assert!(fake
+        .calls()
+        .iter()
+        .any(|c| c == "bind_host_dir /host /srv/data /mnt/volumes/b"));
+    svc.unmount("b", "id").await.unwrap();
+    svc.remove("b").await.unwrap();
+    assert!(
+        !fake.calls().iter().any(|c| c.starts_with("remove_tree")),
+        "bind data is never deleted"
+    );
+}
+
+#[tokio::test]
+async fn no_prefix_allows_no_bind() {
+    let (svc, fake) = setup(&[]);
+    host(&fake);
+    let e = svc
+        .create("b", opts(&[("type", "bind"), ("path", "/srv/data")]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("none (the setting is empty)"), "{e}");
+}
+
+#[tokio::test]
+async fn counts_survive_a_restart_and_mounts_are_adopted_or_redone() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(FakeSys::new());
+    {
+        let svc = build(Store::open(dir.path(), 1).unwrap(), &fake, &[]);
+        svc.create("a", None).await.unwrap();
+        svc.create("b", None).await.unwrap();
+        svc.mount("a", "ida").await.unwrap();
+        svc.mount("b", "idb").await.unwrap();
+    }
+    // Crash: the mount of "a" survived in the host namespace, the one of "b" did not.
+    fake.release_mountpoint(Path::new("/mnt/volumes/b"))
+        .unwrap();
+    fake.clear_calls();
+    let svc = build(Store::open(dir.path(), 1).unwrap(), &fake, &[]);
+    // Get answers before reconciliation ran.
+    assert_eq!(status_of(&svc, "a")["Mounts"], 1);
+    svc.reconcile().await.unwrap();
+    let calls = fake.calls();
+    assert!(
+        !calls.iter().any(|c| c.starts_with("bind /data/a")),
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().any(|c| c == "bind /data/b /mnt/volumes/b"),
+        "{calls:?}"
+    );
+    svc.unmount("a", "ida").await.unwrap();
+    svc.unmount("b", "idb").await.unwrap();
+    assert!(fake.mounts().is_empty());
+}
+
+#[tokio::test]
+async fn reconcile_keeps_volumes_with_missing_data_and_cleans_stale_mounts() {
+    let (svc, fake) = setup(&[]);
+    svc.create("gone", None).await.unwrap();
+    svc.create("idle", None).await.unwrap();
+    fake.remove_dir("/data/gone");
+    fake.add_mount("/mnt/volumes/idle", "bind /data/idle");
+    fake.add_mount("/mnt/volumes/ghost", "bind /data/ghost");
+    fake.add_dir("/data/orphan");
+    svc.reconcile().await.unwrap();
+    assert!(fake.mounts().is_empty(), "{:?}", fake.mounts());
+    assert!(
+        fake.dir("/data/orphan").is_some(),
+        "orphan data is never deleted"
+    );
+    // Never "not found" for a stored volume: the problem is in Status.
+    let s = status_of(&svc, "gone");
+    assert!(
+        s["State"]
+            .as_str()
+            .unwrap()
+            .contains("data directory /data/gone does not exist"),
+        "{s:?}"
+    );
+    assert_eq!(svc.list().unwrap().len(), 2);
+    let e = svc.mount("gone", "x").await.unwrap_err().to_string();
+    assert!(e.contains("data missing"), "{e}");
+    assert_eq!(status_of(&svc, "gone")["Mounts"], 0);
+    // It can still be removed.
+    svc.remove("gone").await.unwrap();
+    assert_eq!(status_of(&svc, "idle")["State"], "ok");
+}
+
+#[tokio::test]
+async fn usage_is_cached_after_last_unmount() {
+    let (svc, fake) = setup(&[]);
+    svc.create("v", None).await.unwrap();
+    fake.add_dir("/data/v/sub");
+    svc.mount("v", "x").await.unwrap();
+    svc.unmount("v", "x").await.unwrap();
+    let mut ok = false;
+    for _ in 0..100 {
+        if status_of(&svc, "v")["SizeUsedBytes"] == 8192 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(ok, "{:?}", status_of(&svc, "v"));
+}
+
+#[tokio::test]
+async fn list_scales() {
+    let (svc, _) = setup(&[]);
+    for i in 0..500 {
+        svc.create(&format!("v{i:04}"), None).await.unwrap();
+    }
+    let l = svc.list().unwrap();
+    assert_eq!(l.len(), 500);
+    assert_eq!(l[0].name, "v0000");
+    assert_eq!(l[0].mountpoint, "/mnt/volumes/v0000");
+    assert!(l
+        .iter()
+        .all(|v| !v.created_at.is_empty() && v.status.is_none()));
+}
+
+#[test]
+fn prefix_matching_is_component_wise() {
+    assert!(under_prefix("/srv/data", "/srv"));
+    assert!(under_prefix("/srv", "/srv/"));
+    assert!(!under_prefix("/srvx", "/srv"));
+    assert!(under_prefix("/anything", "/"));
+}
+
+#[tokio::test]
+async fn failed_unmount_still_releases_the_reference() {
+    let (svc, fake) = setup(&[]);
+    svc.create("v", None).await.unwrap();
+    svc.mount("v", "a").await.unwrap();
+    fake.fail_nth(1);
+    svc.unmount("v", "a").await.unwrap();
+    let s = status_of(&svc, "v");
+    assert_eq!(s["Mounts"], 0);
+    assert!(
+        s["State"].as_str().unwrap().contains("cannot unmount"),
+        "{s:?}"
+    );
+    // Remove retries the unmount, then deletes.
+    svc.remove("v").await.unwrap();
+    assert!(fake.mounts().is_empty());
+}
