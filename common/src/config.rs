@@ -29,6 +29,9 @@ pub struct RuntimeConfig {
     pub debug: bool,
     /// `LOG_FORMAT`: `text` or `json`.
     pub log_format: LogFormat,
+    /// `NAME`: the legacy plugin name dockerd looks up (socket and discovery file stem);
+    /// empty means the binary's name, e.g. `outboard-ipam`.
+    pub name: String,
     /// `LISTEN`: `unix:///path.sock` or `tcp://host:port`; empty means
     /// `unix:///run/docker/plugins/<name>.sock` (the managed and the legacy location alike).
     pub listen: String,
@@ -63,6 +66,7 @@ impl Default for RuntimeConfig {
         Self {
             debug: false,
             log_format: LogFormat::Text,
+            name: String::new(),
             listen: String::new(),
             state_dir: String::new(),
             spec_dir: "/etc/docker/plugins".into(),
@@ -79,6 +83,15 @@ impl Default for RuntimeConfig {
 }
 
 impl RuntimeConfig {
+    /// The plugin name for discovery: `NAME`, or `default` (the binary's name).
+    pub fn plugin_name<'a>(&'a self, default: &'a str) -> &'a str {
+        if self.name.is_empty() {
+            default
+        } else {
+            &self.name
+        }
+    }
+
     /// The listen address with the default filled in for plugin `name`.
     pub fn listen_addr(&self, name: &str) -> String {
         if self.listen.is_empty() {
@@ -98,6 +111,19 @@ impl RuntimeConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let name_ok = self
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            && !self.name.starts_with('.')
+            && self.name.len() <= 64;
+        if !name_ok {
+            return Err(ConfigError::invalid(
+                "NAME",
+                &self.name,
+                "up to 64 letters, digits, '-', '_' or '.', not starting with '.'",
+            ));
+        }
         if self.body_limit < 1024 || self.body_limit > 64 << 20 {
             return Err(ConfigError::invalid(
                 "BODY_LIMIT",

@@ -223,10 +223,11 @@ pub async fn serve_plugin<P: Plugin>(
     config: P::Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
-    let addr = runtime.listen_addr(P::NAME);
-    let bound = discovery::bind(P::NAME, &addr, &runtime).await?;
+    let name = runtime.plugin_name(P::NAME).to_string();
+    let addr = runtime.listen_addr(&name);
+    let bound = discovery::bind(&name, &addr, &runtime).await?;
     tracing::info!(listen = %addr, "listening");
-    let state_dir = runtime.state_path(P::NAME);
+    let state_dir = runtime.state_path(&name);
     std::fs::create_dir_all(&state_dir)
         .map_err(|e| format!("cannot create state dir {}: {e}", state_dir.display()))?;
     let store = Store::open(&state_dir, P::SCHEMA_VERSION)?;
