@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use authz_plugin::policy::{Builtins, Policy, Request};
+use authz_plugin::policy::{Builtins, Policy, Prepared, Request};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 /// A policy of `n` rules of every kind, spread over actions, with the decisive rule last.
@@ -59,13 +59,37 @@ fn bench(c: &mut Criterion) {
             .evaluate_request(&req, &builtins)
             .effect
             .eq(&authz_plugin::policy::Effect::Allow));
-        c.bench_function(&format!("privileged create, {n} rules"), |b| {
-            b.iter(|| black_box(p.evaluate_request(black_box(&req), &builtins)))
-        });
+        c.bench_function(
+            &format!("full decision, privileged create, {n} rules"),
+            |b| b.iter(|| black_box(p.evaluate_request(black_box(&req), &builtins))),
+        );
+        let prepared = Prepared::new(&req);
+        c.bench_function(
+            &format!("rule evaluation, privileged create, {n} rules"),
+            |b| b.iter(|| black_box(p.decide(black_box(&prepared), &builtins))),
+        );
         c.bench_function(&format!("HEAD /_ping, {n} rules"), |b| {
             b.iter(|| black_box(p.evaluate_request(black_box(&ping), &builtins)))
         });
     }
+    c.bench_function("strict parse of a CLI create body", |b| {
+        b.iter(|| black_box(authz_plugin::body::parse_strict(black_box(&body[..]))))
+    });
+    c.bench_function("serde_json::Value parse of the same body", |b| {
+        b.iter(|| {
+            black_box(serde_json::from_slice::<serde_json::Value>(black_box(
+                &body[..],
+            )))
+        })
+    });
+    c.bench_function("classify a create URI", |b| {
+        b.iter(|| {
+            black_box(authz_plugin::route::classify(
+                "POST",
+                black_box("/v1.41/containers/create?name=x"),
+            ))
+        })
+    });
     let allow_all = match Policy::compile("default = \"allow\"\n") {
         Ok(p) => p,
         Err(e) => panic!("{e:?}"),

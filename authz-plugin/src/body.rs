@@ -126,6 +126,9 @@ pub struct Facts {
     pub sysctls: Vec<String>,
     /// Image references named.
     pub images: Vec<String>,
+    /// For each of `images`, the names it is matched by ([`image_names`]); filled by
+    /// [`Facts::finish`] so that rules do not recompute them.
+    pub image_names: Vec<Vec<String>>,
     /// An exec that runs as root (`User` empty, `root`, `0`, `root:…`, `0:…`).
     pub exec_root: bool,
 }
@@ -294,6 +297,12 @@ impl Facts {
         }
     }
 
+    /// Precompute what predicates look at repeatedly.
+    pub fn finish(mut self) -> Facts {
+        self.image_names = self.images.iter().map(|i| image_names(i)).collect();
+        self
+    }
+
     /// Facts of a request body for `action`.
     pub fn from_body(action: &str, body: &Value) -> Facts {
         let mut f = Facts::default();
@@ -340,7 +349,7 @@ impl Facts {
             }
             _ => {}
         }
-        f
+        f.finish()
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Config {
     pub policy: String,
     /// `MODE`: `enforce`, or `audit` (dry run: allow everything, log would-deny).
     pub mode: String,
+    /// `AUDIT`: write audit lines at all (to `AUDIT_LOG` and the plugin log).
+    pub audit: bool,
     /// `AUDIT_LOG`: file the audit lines are appended to (empty: plugin log only).
     pub audit_log: String,
     /// `AUDIT_DENIALS_ONLY`: log only denials and would-denials.
@@ -55,6 +57,7 @@ impl Default for Config {
         Self {
             policy: "/policy/policy.toml".into(),
             mode: "enforce".into(),
+            audit: true,
             audit_log: "/audit/audit.log".into(),
             audit_denials_only: false,
             self_protection: true,
@@ -102,6 +105,7 @@ impl Config {
         Ok(Settings {
             policy_path: PathBuf::from(self.policy.trim()),
             mode,
+            audit: self.audit,
             denials_only: self.audit_denials_only,
             builtins: Builtins {
                 self_names,

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::body::{image_names, parse_strict, path_under, Facts};
+use crate::body::{parse_strict, path_under, Facts};
 use crate::route::{self, clean_path, Route};
 
 /// What a rule (or the default) does.
@@ -231,13 +231,13 @@ impl Pred {
                 .any(|p| !prefixes.iter().any(|pre| path_under(p, pre))),
             Pred::Sysctls(globs) => f.sysctls.iter().any(|s| any_glob(globs, s)),
             Pred::ImageIn(globs) => f
-                .images
+                .image_names
                 .iter()
-                .any(|i| image_names(i).iter().any(|n| any_glob(globs, n))),
+                .any(|names| names.iter().any(|n| any_glob(globs, n))),
             Pred::ImageNotIn(globs) => f
-                .images
+                .image_names
                 .iter()
-                .any(|i| !image_names(i).iter().any(|n| any_glob(globs, n))),
+                .any(|names| !names.iter().any(|n| any_glob(globs, n))),
             Pred::ExecRoot(b) => f.exec_root == *b,
         }
     }
@@ -362,6 +362,34 @@ pub struct Request<'a> {
     pub content_type: Option<&'a str>,
     /// `Content-Length` header, if any.
     pub content_length: Option<&'a str>,
+}
+
+/// A request classified and its body decoded: the policy-independent half of a decision.
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    /// The request.
+    pub req: &'a Request<'a>,
+    /// Its route.
+    pub route: Route,
+    /// Its body: `Ok(None)` when absent or empty, `Err` when not strict JSON or not base64.
+    pub body: Result<Option<Value>, String>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Classify and decode.
+    pub fn new(req: &'a Request<'a>) -> Self {
+        let body = match &req.body {
+            None => Ok(None),
+            Some(Err(e)) => Err(e.clone()),
+            Some(Ok(b)) if b.trim_ascii().is_empty() => Ok(None),
+            Some(Ok(b)) => parse_strict(b).map(Some).map_err(|e| e.to_string()),
+        };
+        Prepared {
+            req,
+            route: route::classify(req.method, req.uri),
+            body,
+        }
+    }
 }
 
 /// Settings that shape the built-in checks.
@@ -680,15 +708,20 @@ impl Policy {
         }
     }
 
-    /// Decide an `AuthZReq`.
+    /// Decide an `AuthZReq`: [`Prepared::new`] then [`Policy::decide`].
     pub fn evaluate_request(&self, req: &Request<'_>, builtins: &Builtins) -> Verdict {
-        let route = route::classify(req.method, req.uri);
+        self.decide(&Prepared::new(req), builtins)
+    }
+
+    /// Decide a prepared `AuthZReq` (built-in checks, then the rules, then the default).
+    pub fn decide(&self, p: &Prepared<'_>, builtins: &Builtins) -> Verdict {
+        let (req, route) = (p.req, &p.route);
         if self.placeholder.is_some() {
             return self.builtin(
                 "builtin:no-policy",
                 Effect::Deny,
                 self.default_message.clone(),
-                &route,
+                route,
             );
         }
         // Go's ParseForm reads url-encoded bodies into the parameters dockerd reads, and such a
@@ -701,17 +734,11 @@ impl Policy {
                 "builtin:form-body",
                 Effect::Deny,
                 "url-encoded form bodies are not allowed".into(),
-                &route,
+                route,
             );
         }
-        let parsed: Option<Result<Value, String>> = match &req.body {
-            None => None,
-            Some(Err(e)) => Some(Err(e.clone())),
-            Some(Ok(b)) if b.trim_ascii().is_empty() => None,
-            Some(Ok(b)) => Some(parse_strict(b).map_err(|e| e.to_string())),
-        };
-        if let Some(Err(e)) = &parsed {
-            return self.builtin("builtin:strict-body", Effect::Deny, e.clone(), &route);
+        if let Err(e) = &p.body {
+            return self.builtin("builtin:strict-body", Effect::Deny, e.clone(), route);
         }
         if builtins.self_protection
             && matches!(
@@ -730,7 +757,7 @@ impl Policy {
                     "{} of the authorization plugin itself is not allowed (remove it from the daemon's authorization-plugins first)",
                     route.action
                 ),
-                &route,
+                route,
             );
         }
         if route.action == route::UNKNOWN
@@ -740,14 +767,14 @@ impl Policy {
                 "builtin:unknown-route",
                 Effect::Deny,
                 format!("unknown API route {} {}", route.method, route.path),
-                &route,
+                route,
             );
         }
-        let body = parsed.and_then(Result::ok);
-        if let Some(v) = self.match_rules(&self.request_index, req, &route, body.as_ref()) {
+        let body = p.body.as_ref().ok().and_then(Option::as_ref);
+        if let Some(v) = self.match_rules(&self.request_index, req, route, body) {
             return v;
         }
-        self.builtin("default", self.default, self.default_message_for(), &route)
+        self.builtin("default", self.default, self.default_message_for(), route)
     }
 
     fn default_message_for(&self) -> String {
@@ -836,7 +863,7 @@ fn facts_for(req: &Request<'_>, route: &Route, body: Option<&Value>) -> FactStat
             t if t.contains(':') => format!("{img}@{t}"),
             t => format!("{img}:{t}"),
         });
-        return FactState::Ready(f);
+        return FactState::Ready(f.finish());
     }
     match body {
         Some(v) => FactState::Ready(Facts::from_body(route.action, v)),

@@ -29,6 +29,8 @@ pub struct Settings {
     pub policy_path: PathBuf,
     /// Enforce or audit.
     pub mode: Mode,
+    /// Write audit lines at all.
+    pub audit: bool,
     /// Log only denials (and would-denials).
     pub denials_only: bool,
     /// Built-in checks.
@@ -230,7 +232,7 @@ impl Service {
                 )
             }
         };
-        if log && !(self.settings.denials_only && decision == "allow") {
+        if log && self.settings.audit && !(self.settings.denials_only && decision == "allow") {
             self.audit(phase, req, policy, v, decision);
         }
         reply
@@ -360,6 +362,7 @@ privileged = true
             Settings {
                 policy_path: "/policy/policy.toml".into(),
                 mode,
+                audit: true,
                 denials_only,
                 builtins: Builtins {
                     self_names: vec!["outboard-authz:latest".into()],

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Authorization overhead, side by side in one run on a private dockerd: Docker API calls through
+# the daemon socket (HEAD /_ping, GET /containers/json, POST /containers/create) with
+#   (a) no authorization plugin,
+#   (b) outboard-authz with an allow-all policy and audit off (the floor of dockerd's two plugin
+#       round trips per call),
+#   (c) outboard-authz with a generated 200-rule policy and audit on (file + plugin log).
+# One curl process per batch reuses its connection, so process start-up is not measured.
+# Prints the median per call and the ratio c/b (target ≤ 1.10).
+# Usage: bash bench/authz.sh [pings] [lists] [creates]     (needs `make rootfs PLUGINS=authz`)
+set -u
+PINGS=${1:-2000}
+LISTS=${2:-1000}
+CREATES=${3:-200}
+source "$(dirname "$0")/../tests/e2e/lib.sh"
+e2e_start
+e2e_install authz
+N=$PREFIX-authz:latest
+SOCK=$E2E_DIR/docker.sock
+POLICY=$E2E_DIR/policy/policy.toml
+
+reloads() { grep -c 'Reloaded configuration' "$DOCKERD_LOG"; }
+daemon_authz() { # on|off
+  local before; before=$(reloads)
+  if [ "$1" = on ]; then printf '{"authorization-plugins":["%s"]}\n' "$N"; else echo '{}'; fi > "$E2E_DIR/daemon.json"
+  kill -HUP "$DOCKERD_PID"
+  retry 50 sh -c "[ \$(grep -c 'Reloaded configuration' '$DOCKERD_LOG') -gt $before ]"
+}
+plugin_settings() { # KEY=VALUE...: reconfigure the plugin (only while not configured in dockerd)
+  docker plugin disable "$N" >/dev/null && docker plugin set "$N" "$@" && docker plugin enable "$N" >/dev/null
+}
+
+# The 200-rule policy: the shipped example's rules after 193 generated ones of every kind that
+# ordinary requests do not match (so each request walks its whole candidate list).
+gen_policy() {
+  echo 'default = "allow"'
+  local i
+  for ((i = 0; i < 193; i++)); do
+    printf '[[rule]]\nname = "gen-%d"\neffect = "deny"\nmessage = "generated rule %d"\n' "$i" "$i"
+    case $((i % 8)) in
+      0) printf 'actions = ["container.create"]\nimage_in = ["evil%d/*"]\n' "$i" ;;
+      1) printf 'actions = ["container.create"]\ncap_add = ["CAP%d"]\n' "$i" ;;
+      2) printf 'actions = ["container.create"]\nhost_path_under = ["/forbidden/%d"]\n' "$i" ;;
+      3) printf 'sysctls = ["kernel.x%d"]\n' "$i" ;;
+      4) printf 'users = ["user%d"]\n' "$i" ;;
+      5) printf 'paths = ["/containers/name%d/*"]\n' "$i" ;;
+      6) printf 'methods = ["GET"]\npaths = ["/containers/json%d"]\n' "$i" ;;
+      7) printf 'methods = ["HEAD"]\npaths = ["/_ping%d"]\n' "$i" ;;
+    esac
+  done
+  sed -n '/^\[\[rule\]\]/,$p' "$E2E_ROOT/deploy/authz/policy.example.toml"
+}
+
+# batch N CURL-ARGS... URL: N requests on one connection; prints one time_total (s) per line.
+batch() {
+  local n=$1; shift
+  local url=${!#}
+  local args=("${@:1:$#-1}")
+  local urls=() i
+  for ((i = 0; i < n; i++)); do urls+=("$url"); done
+  # Timings go to stderr (then the pipe); every response body and header to /dev/null.
+  curl -s --unix-socket "$SOCK" "${args[@]}" -w '%{stderr}%{time_total}\n' "${urls[@]}" 2>&1 >/dev/null
+}
+median_ms() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "nan"; exit} m=a[int((NR+1)/2)]; printf "%.3f", m*1000}'; }
+
+declare -A RES
+run_scenario() { # name
+  local s=$1
+  batch 50 -I http://d/_ping >/dev/null # warm-up
+  RES[$s,ping]=$(batch "$PINGS" -I http://d/_ping | median_ms)
+  RES[$s,list]=$(batch "$LISTS" http://d/v1.41/containers/json | median_ms)
+  RES[$s,create]=$(batch "$CREATES" -X POST -H 'Content-Type: application/json' \
+    -d '{"Image":"local/busybox","Cmd":["true"],"HostConfig":{"Binds":["/tmp/outboard/b:/b"]}}' \
+    http://d/v1.41/containers/create | median_ms)
+  # Remove what was created (outside the measurement).
+  docker ps -aq | xargs -r docker rm -f >/dev/null 2>&1
+  log "scenario $s: ping ${RES[$s,ping]} ms, list ${RES[$s,list]} ms, create ${RES[$s,create]} ms"
+}
+
+# (a) no authz
+run_scenario a
+# (b) allow-all, audit off
+printf 'default = "allow"\n' > "$POLICY"
+plugin_settings AUDIT=false
+daemon_authz on
+run_scenario b
+daemon_authz off
+# (c) 200 rules, audit on
+gen_policy > "$POLICY"
+"$E2E_ROOT/target/x86_64-unknown-linux-gnu/release/outboard-authz" check "$POLICY" >&2
+plugin_settings AUDIT=true
+daemon_authz on
+run_scenario c
+lines=$(wc -l < "$E2E_DIR/audit/audit.log")
+daemon_authz off
+
+printf '\nauthz overhead per API call through dockerd (median ms; %s pings, %s lists, %s creates)\n' "$PINGS" "$LISTS" "$CREATES"
+printf '%-22s %12s %14s %16s %8s\n' call "(a) no authz" "(b) allow-all" "(c) 200 rules+audit" "c/b"
+for k in ping list create; do
+  label=$(case $k in ping) echo "HEAD /_ping";; list) echo "GET /containers/json";; create) echo "POST /containers/create";; esac)
+  ratio=$(awk -v b="${RES[b,$k]}" -v c="${RES[c,$k]}" 'BEGIN{ if (b > 0) printf "%.2f", c/b; else print "nan" }')
+  printf '%-22s %12s %14s %16s %8s\n' "$label" "${RES[a,$k]}" "${RES[b,$k]}" "${RES[c,$k]}" "$ratio"
+done
+printf 'audit lines written in (c): %s\n' "$lines"
