@@ -29,18 +29,21 @@ row() { printf '%-44s %12s %12s %8s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
 
 # curl_batch METHOD PREFIX FROM TO: one curl per chunk, many requests per connection.
 curl_batch() {
-  local method=$1 prefix=$2 from=$3 to=$4 chunk c start end i
+  local method=$1 prefix=$2 from=$3 to=$4 chunk c start end i pids=()
   chunk=$(( (to - from + PAR) / PAR ))
   for ((c = 0; c < PAR; c++)); do
     start=$((from + c * chunk)); end=$((start + chunk - 1)); [ "$end" -gt "$to" ] && end=$to
     [ "$start" -gt "$end" ] && continue
     for ((i = start; i <= end; i++)); do
-      printf 'url = "http://p/VolumeDriver.%s"\nunix-socket = "%s"\nrequest = "POST"\ndata = "{\\"Name\\":\\"%s%d\\"}"\noutput = "/dev/null"\nnext\n' \
+      [ "$i" -gt "$start" ] && echo next
+      printf 'url = "http://p/VolumeDriver.%s"\nunix-socket = "%s"\nrequest = "POST"\ndata = "{\\"Name\\":\\"%s%d\\"}"\noutput = "/dev/null"\n' \
         "$method" "$SOCK" "$prefix" "$i"
     done > "$E2E_DIR/batch.$c"
     curl -s -K "$E2E_DIR/batch.$c" &
+    pids+=($!)
   done
-  wait
+  # Wait for the curls only (a bare `wait` would also wait for the private dockerd).
+  wait "${pids[@]}"
 }
 
 log "runs=$RUNS ls_volumes=$LS_N list_volumes=$LIST_N"
