@@ -4,8 +4,8 @@
 //! Why our own: `rustables` 0.9 needs libclang at build time (bindgen) and is GPL-3.0; the few
 //! message types we need (table, base chain, rule with meta/cmp/bitwise/ct/payload/fib/
 //! immediate/nat/masq expressions) are small and stable kernel ABI (`linux/netfilter/
-//! nf_tables.h`). The batch is "add table; delete table; add table; chains; rules", the idiom
-//! `nft -f` uses to replace a table atomically whether or not it exists.
+//! nf_tables.h`). The batch is "add table; per chain: add chain, flush it; add rules": one
+//! transaction that makes the table exactly the ruleset whether or not it existed before.
 
 use std::net::Ipv4Addr;
 
@@ -29,6 +29,7 @@ const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_DELRULE: u16 = 8;
 // attributes
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_TABLE_FLAGS: u16 = 2;
@@ -87,6 +88,14 @@ const CHAIN_FORWARD: &str = "forward";
 const CHAIN_PREROUTING: &str = "prerouting";
 const CHAIN_OUTPUT: &str = "output";
 const CHAIN_POSTROUTING: &str = "postrouting";
+
+/// The base chains: name, type, hook, priority.
+const CHAINS: [(&str, &str, u32, i32); 4] = [
+    (CHAIN_FORWARD, "filter", NF_INET_FORWARD, 0),
+    (CHAIN_PREROUTING, "nat", NF_INET_PRE_ROUTING, -100),
+    (CHAIN_OUTPUT, "nat", NF_INET_LOCAL_OUT, -100),
+    (CHAIN_POSTROUTING, "nat", NF_INET_POST_ROUTING, 100),
+];
 
 /// Builder of netlink attributes into a byte buffer.
 #[derive(Default)]
@@ -442,6 +451,19 @@ impl Batch {
         );
     }
 
+    /// Delete every rule of a chain (no handle given: the kernel flushes the chain).
+    fn flush_chain(&mut self, table: &str, chain: &str) {
+        let mut a = Attrs::default();
+        a.str(NFTA_RULE_TABLE, table).str(NFTA_RULE_CHAIN, chain);
+        self.msg(
+            NFT_MSG_DELRULE,
+            NLM_F_REQUEST | NLM_F_ACK,
+            NFPROTO_IPV4,
+            a,
+            &format!("flush chain {chain}"),
+        );
+    }
+
     fn rule(&mut self, table: &str, r: Rule, n: usize) {
         let mut list = Attrs::default();
         for e in r.exprs {
@@ -481,14 +503,14 @@ impl Batch {
 pub fn encode_replace(rules: &Ruleset, seq: u32) -> (Vec<u8>, Vec<(u32, String)>) {
     let t = rules.table.as_str();
     let mut b = Batch::new(seq);
-    // Create-if-missing, then delete, then create: replaces the table whether or not it exists.
+    // Table and base chains are created if missing and kept otherwise; their rules are flushed
+    // and written again. Deleting the table instead would unregister the hooks, and each
+    // unregistration waits for an RCU grace period (tens of ms on a small VM).
     b.table(NFT_MSG_NEWTABLE, t);
-    b.table(NFT_MSG_DELTABLE, t);
-    b.table(NFT_MSG_NEWTABLE, t);
-    b.chain(t, CHAIN_FORWARD, "filter", NF_INET_FORWARD, 0);
-    b.chain(t, CHAIN_PREROUTING, "nat", NF_INET_PRE_ROUTING, -100);
-    b.chain(t, CHAIN_OUTPUT, "nat", NF_INET_LOCAL_OUT, -100);
-    b.chain(t, CHAIN_POSTROUTING, "nat", NF_INET_POST_ROUTING, 100);
+    for (chain, kind, hook, prio) in CHAINS {
+        b.chain(t, chain, kind, hook, prio);
+        b.flush_chain(t, chain);
+    }
     let mut out = Vec::new();
     for n in &rules.networks {
         network_rules(n, &mut out);
@@ -659,11 +681,11 @@ mod tests {
         assert_eq!(types.first(), Some(&NFNL_MSG_BATCH_BEGIN));
         assert_eq!(types.last(), Some(&NFNL_MSG_BATCH_END));
         let t = |m: u16| (NFNL_SUBSYS_NFTABLES << 8) | m;
-        assert_eq!(&types[1..4], &[t(0), t(2), t(0)]);
-        assert_eq!(
-            types.iter().filter(|&&x| x == t(NFT_MSG_NEWCHAIN)).count(),
-            4
-        );
+        assert_eq!(types[1], t(NFT_MSG_NEWTABLE));
+        let count = |m: u16| types.iter().filter(|&&x| x == t(m)).count();
+        assert_eq!(count(NFT_MSG_NEWCHAIN), 4);
+        assert_eq!(count(NFT_MSG_DELRULE), 4);
+        assert_eq!(count(NFT_MSG_DELTABLE), 0);
         // network 1: icc, established, dnat, drop, masquerade = 5; internal: 3; port: 2.
         assert_eq!(
             types.iter().filter(|&&x| x == t(NFT_MSG_NEWRULE)).count(),

@@ -25,6 +25,8 @@ use crate::state::{self, EndpointState, NetworkState, PublishedPort};
 use crate::sys::{BridgeSpec, Sys, VethSpec};
 
 const OPT_PORTMAP: &str = "com.docker.network.portmap";
+/// Start of the firewall status text when the `FIREWALL` setting is off.
+const DISABLED: &str = "disabled";
 /// Range for host ports the driver picks (`-p 80` without a host port), like dockerd's.
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 49153..=65535;
 
@@ -154,7 +156,7 @@ impl<S: Sys> Service<S> {
         let firewall = if firewall_enabled {
             FirewallStatus::Unknown
         } else {
-            FirewallStatus::Unavailable("disabled by the plugin setting FIREWALL=false".into())
+            FirewallStatus::Unavailable(format!("{DISABLED} by the plugin setting FIREWALL=false"))
         };
         Ok(Self {
             networks: store.tree(state::NETWORKS)?,
@@ -193,9 +195,11 @@ impl<S: Sys> Service<S> {
         }
     }
 
-    fn firewall_unavailable(&self) -> Option<String> {
+    /// The reason when the firewall is switched off by configuration (then options that need
+    /// it are refused up front; a kernel failure is only known by trying).
+    fn firewall_disabled(&self) -> Option<String> {
         match self.firewall_status() {
-            FirewallStatus::Unavailable(r) => Some(r),
+            FirewallStatus::Unavailable(r) if r.starts_with(DISABLED) => Some(r),
             _ => None,
         }
     }
@@ -256,10 +260,8 @@ impl<S: Sys> Service<S> {
     /// Make the kernel's table match the store (one transaction). With the firewall disabled
     /// this does nothing and succeeds.
     pub async fn refresh_firewall(&self) -> Result<(), NetworkError> {
-        if let FirewallStatus::Unavailable(r) = self.firewall_status() {
-            if r.starts_with("disabled") {
-                return Ok(());
-            }
+        if self.firewall_disabled().is_some() {
+            return Ok(());
         }
         let _g = self.fw_lock.lock().await;
         let rules = self.ruleset()?;
@@ -321,7 +323,7 @@ impl<S: Sys> Service<S> {
             }
         }
         if let Some(demand) = spec.firewall_demand() {
-            if let Some(reason) = self.firewall_unavailable() {
+            if let Some(reason) = self.firewall_disabled() {
                 return Err(NetworkError::FirewallUnavailable {
                     what: demand.to_string(),
                     reason,
@@ -759,9 +761,10 @@ impl<S: Sys> Service<S> {
         if net.spec.internal || bindings.is_empty() {
             return Ok(());
         }
-        if let Some(reason) = self.firewall_unavailable() {
+        let what = "publishing ports (-p)";
+        if let Some(reason) = self.firewall_disabled() {
             return Err(NetworkError::FirewallUnavailable {
-                what: "publishing ports (-p)".into(),
+                what: what.into(),
                 reason,
             });
         }
@@ -782,7 +785,10 @@ impl<S: Sys> Service<S> {
             self.endpoints.insert(&ep.id, &ep)?;
             self.store.flush().await?;
             let _ = self.refresh_firewall().await;
-            return Err(e);
+            return Err(NetworkError::FirewallUnavailable {
+                what: what.into(),
+                reason: e.to_string(),
+            });
         }
         Ok(())
     }

@@ -91,3 +91,23 @@ expect_eq "no bridge or veth of ours left" 0 "$(our_links)"
 expect_eq "no nftables table of ours left" 0 "$(nft list tables 2>/dev/null | grep -c "outboard_network_$TAG")"
 expect_eq "no request failed unexpectedly (5xx)" 0 \
   "$(plugin_log "$D" | grep 'request failed' | grep -c 'status=500')"
+
+# --- FIREWALL=false: plain bridging works; options that need nftables get a clear error
+check "disable the plugin" docker plugin disable "$D"
+check "set FIREWALL=false" docker plugin set "$D" FIREWALL=false
+check "enable" docker plugin enable "$D"
+expect_fail "icc=false refused without the firewall" "icc=false needs the plugin's nftables firewall" \
+  docker network create -d "$D" --subnet 10.99.6.0/24 -o icc=false nofw1
+expect_fail "--internal refused without the firewall" "needs the plugin's nftables firewall" \
+  docker network create -d "$D" --internal --subnet 10.99.6.0/24 nofw2
+check "plain network without the firewall" docker network create -d "$D" --subnet 10.99.7.0/24 \
+  -o bridge_name="obt${S}p" plain
+check "p1 on it" docker run -d --name p1 --network plain "$IMAGE" sleep 300
+check "p2 on it" docker run -d --name p2 --network plain "$IMAGE" sleep 300
+check "p1 pings p2 without the firewall" docker exec p1 ping -c 1 -W 2 "$(docker inspect -f '{{.NetworkSettings.Networks.plain.IPAddress}}' p2)"
+expect_fail "published port refused without the firewall" "publishing ports (-p) needs the plugin's nftables firewall" \
+  docker run -d --name p3 --network plain -p 18099:80 "$IMAGE" sleep 300
+expect_eq "no nftables table was made" 0 "$(nft list tables 2>/dev/null | grep -c "outboard_network_$TAG")"
+docker rm -f p1 p2 p3 >/dev/null 2>&1
+check "rm plain" docker network rm plain
+expect_eq "nothing of ours left" 0 "$(our_links)"
