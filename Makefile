@@ -63,7 +63,8 @@ plugin-create: rootfs
 	    if [ ! -e $(POLICY_DIR)/policy.toml ]; then \
 	      cp deploy/authz/policy.example.toml $(POLICY_DIR)/policy.toml; \
 	      echo "installed example policy at $(POLICY_DIR)/policy.toml"; fi; \
-	    $(DOCKER) plugin set $$n policy.source=$(POLICY_DIR) audit.source=$(AUDIT_DIR); \
+	    $(DOCKER) plugin set $$n policy.source=$(POLICY_DIR) audit.source=$(AUDIT_DIR) \
+	      SELF_NAME=$(PLUGIN_PREFIX)-authz:$(TAG),$(PLUGIN_PREFIX)-authz,$$($(DOCKER) plugin inspect -f '{{.Id}}' $$n); \
 	  fi; \
 	  echo "created $$n"; \
 	done
