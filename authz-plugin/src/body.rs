@@ -129,8 +129,33 @@ pub struct Facts {
     /// For each of `images`, the names it is matched by ([`image_names`]); filled by
     /// [`Facts::finish`] so that rules do not recompute them.
     pub image_names: Vec<Vec<String>>,
+    /// Which facts are present (bits of [`present`]); filled by [`Facts::finish`]. A rule whose
+    /// predicates need an absent fact is skipped without being looked at.
+    pub present: u16,
     /// An exec that runs as root (`User` empty, `root`, `0`, `root:…`, `0:…`).
     pub exec_root: bool,
+}
+
+/// Bits of [`Facts::present`].
+pub mod present {
+    /// `privileged` is true.
+    pub const PRIVILEGED: u16 = 1;
+    /// Capabilities are added.
+    pub const CAPS: u16 = 1 << 1;
+    /// Devices are asked for.
+    pub const DEVICES: u16 = 1 << 2;
+    /// Host namespaces are asked for.
+    pub const HOST_NS: u16 = 1 << 3;
+    /// Security options are given.
+    pub const SECURITY_OPTS: u16 = 1 << 4;
+    /// Host paths are bound.
+    pub const HOST_PATHS: u16 = 1 << 5;
+    /// Sysctls are set.
+    pub const SYSCTLS: u16 = 1 << 6;
+    /// Images are named.
+    pub const IMAGES: u16 = 1 << 7;
+    /// The exec runs as root.
+    pub const EXEC_ROOT: u16 = 1 << 8;
 }
 
 /// Look up a folded key.
@@ -300,6 +325,23 @@ impl Facts {
     /// Precompute what predicates look at repeatedly.
     pub fn finish(mut self) -> Facts {
         self.image_names = self.images.iter().map(|i| image_names(i)).collect();
+        let mut m = 0;
+        for (set, bit) in [
+            (self.privileged, present::PRIVILEGED),
+            (!self.caps.is_empty(), present::CAPS),
+            (self.devices, present::DEVICES),
+            (!self.host_namespaces.is_empty(), present::HOST_NS),
+            (!self.security_opts.is_empty(), present::SECURITY_OPTS),
+            (!self.host_paths.is_empty(), present::HOST_PATHS),
+            (!self.sysctls.is_empty(), present::SYSCTLS),
+            (!self.images.is_empty(), present::IMAGES),
+            (self.exec_root, present::EXEC_ROOT),
+        ] {
+            if set {
+                m |= bit;
+            }
+        }
+        self.present = m;
         self
     }
 

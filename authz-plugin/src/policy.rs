@@ -208,6 +208,23 @@ impl Pred {
         }
     }
 
+    /// The facts that must be present for this predicate to hold (see [`Facts::present`]).
+    fn needs(&self) -> u16 {
+        use crate::body::present as p;
+        match self {
+            Pred::Privileged(true) => p::PRIVILEGED,
+            Pred::CapAdd(_) => p::CAPS,
+            Pred::Devices(true) => p::DEVICES,
+            Pred::HostNs(_) => p::HOST_NS,
+            Pred::SecurityOpt(_) => p::SECURITY_OPTS,
+            Pred::HostPathUnder(_) | Pred::HostPathOutside(_) => p::HOST_PATHS,
+            Pred::Sysctls(_) => p::SYSCTLS,
+            Pred::ImageIn(_) | Pred::ImageNotIn(_) => p::IMAGES,
+            Pred::ExecRoot(true) => p::EXEC_ROOT,
+            Pred::Privileged(false) | Pred::Devices(false) | Pred::ExecRoot(false) => 0,
+        }
+    }
+
     fn holds(&self, f: &Facts) -> bool {
         match self {
             Pred::Privileged(b) => f.privileged == *b,
@@ -315,6 +332,18 @@ impl Rule {
     }
 }
 
+/// One candidate rule of an action, kept small and contiguous so a scan over a thousand rules
+/// stays in cache: the facts its predicates need, whether it has any, and its index.
+#[derive(Debug, Clone, Copy)]
+struct Cand {
+    needs: u16,
+    has_preds: bool,
+    rule: u32,
+}
+
+/// action → candidates in file order: `[0]` for requests without a user, `[1]` with one.
+type Index = HashMap<&'static str, [Vec<Cand>; 2]>;
+
 /// The compiled policy. Counters live here, so a reload starts them at zero.
 #[derive(Debug)]
 pub struct Policy {
@@ -327,10 +356,10 @@ pub struct Policy {
     pub allow_unknown_routes: bool,
     /// All rules in file order.
     pub rules: Vec<Rule>,
-    /// action → indices of request-phase rules that can match it, in order.
-    request_index: HashMap<&'static str, Vec<usize>>,
-    /// action → indices of response-phase rules.
-    response_index: HashMap<&'static str, Vec<usize>>,
+    /// Request-phase rules that can match each action.
+    request_index: Index,
+    /// Response-phase rules that can match each action.
+    response_index: Index,
     /// Hits of the default and the built-in checks, by name.
     pub builtin_hits: HashMap<&'static str, AtomicU64>,
     /// Whether this is the deny-all stand-in used while no valid policy could be loaded.
@@ -617,9 +646,14 @@ impl Policy {
         }
         // Index: the rules that can match each action, honouring `actions` and the actions each
         // predicate applies to. Evaluation then never looks at rules for other actions.
-        let mut request_index: HashMap<&'static str, Vec<usize>> = HashMap::new();
-        let mut response_index: HashMap<&'static str, Vec<usize>> = HashMap::new();
+        // Rules whose `methods` cannot be the action's method, or whose `paths` cannot match the
+        // fixed path of a parameterless route, are left out too; so are `users` rules from the
+        // list used for requests without a user (every request on the unix socket).
+        let mut request_index: Index = HashMap::new();
+        let mut response_index: Index = HashMap::new();
         for &action in &known {
+            let methods = route::methods_of(action);
+            let fixed_path = route::static_path(action);
             for (i, (rule, spanned)) in rules.iter().zip(&spec.rules).enumerate() {
                 let spec = spanned.get_ref();
                 let listed = spec
@@ -627,12 +661,29 @@ impl Policy {
                     .as_ref()
                     .is_none_or(|a| a.iter().any(|g| glob(g, action)));
                 let applicable = rule.preds.iter().all(|p| p.actions().contains(&action));
-                if listed && applicable {
+                let method_ok = match (&rule.methods, &methods) {
+                    (Some(want), Some(have)) => want.iter().any(|m| have.contains(&m.as_str())),
+                    _ => true,
+                };
+                let path_ok = match (&rule.paths, fixed_path) {
+                    (Some(globs), Some(p)) => any_glob(globs, p),
+                    _ => true,
+                };
+                if listed && applicable && method_ok && path_ok {
                     let index = match rule.phase {
                         Phase::Request => &mut request_index,
                         Phase::Response => &mut response_index,
                     };
-                    index.entry(action).or_default().push(i);
+                    let cand = Cand {
+                        needs: rule.preds.iter().fold(0, |m, p| m | p.needs()),
+                        has_preds: !rule.preds.is_empty(),
+                        rule: u32::try_from(i).unwrap_or(u32::MAX),
+                    };
+                    let lists = index.entry(action).or_default();
+                    if rule.users.is_none() {
+                        lists[0].push(cand);
+                    }
+                    lists[1].push(cand);
                 }
             }
         }
@@ -787,33 +838,39 @@ impl Policy {
     /// First matching rule of `index` for this request, if any.
     fn match_rules(
         &self,
-        index: &HashMap<&'static str, Vec<usize>>,
+        index: &Index,
         req: &Request<'_>,
         route: &Route,
         body: Option<&Value>,
     ) -> Option<Verdict> {
-        let candidates = index.get(route.action)?;
+        let lists = index.get(route.action)?;
+        let candidates = &lists[usize::from(req.user.is_some())];
         let mut facts: Option<FactState> = None;
-        for &i in candidates {
-            let rule = &self.rules[i];
-            if !rule.head_matches(req, route) {
-                continue;
-            }
-            if !rule.preds.is_empty() {
+        for c in candidates {
+            let i = c.rule as usize;
+            if c.has_preds {
                 let state = facts.get_or_insert_with(|| facts_for(req, route, body));
                 match state {
                     FactState::Missing(why) => {
-                        if rule.effect == Effect::Deny {
+                        let rule = self.rules.get(i)?;
+                        if rule.effect == Effect::Deny && rule.head_matches(req, route) {
                             return Some(self.rule_verdict(i, route, Some(why.clone())));
                         }
                         continue;
                     }
                     FactState::Ready(f) => {
-                        if !rule.preds.iter().all(|p| p.holds(f)) {
+                        if c.needs & !f.present != 0 {
+                            continue;
+                        }
+                        let rule = self.rules.get(i)?;
+                        if !rule.head_matches(req, route) || !rule.preds.iter().all(|p| p.holds(f))
+                        {
                             continue;
                         }
                     }
                 }
+            } else if !self.rules.get(i)?.head_matches(req, route) {
+                continue;
             }
             return Some(self.rule_verdict(i, route, None));
         }

@@ -171,6 +171,33 @@ pub fn all_actions() -> Vec<&'static str> {
     v
 }
 
+/// The methods an action can be requested with (`None`: any, for `unknown` and `options`).
+pub fn methods_of(action: &str) -> Option<Vec<&'static str>> {
+    let table = match action {
+        "image.pull" | "image.import" => "image.create",
+        a => a,
+    };
+    let mut m: Vec<&'static str> = ROUTES
+        .iter()
+        .filter(|r| r.2 == table)
+        .map(|r| r.0)
+        .collect();
+    m.dedup();
+    (!m.is_empty()).then_some(m)
+}
+
+/// The one normalised path an action always has, when its routes have no parameter
+/// (`container.create` → `/containers/create`).
+pub fn static_path(action: &str) -> Option<&'static str> {
+    let table = match action {
+        "image.pull" | "image.import" => "image.create",
+        a => a,
+    };
+    let mut paths = ROUTES.iter().filter(|r| r.2 == table).map(|r| r.1);
+    let first = paths.next()?;
+    (!first.contains('*') && paths.all(|p| p == first)).then_some(first)
+}
+
 /// Decode `%XX` escapes once. Invalid escapes stay as they are (Go rejects them with 400, so such
 /// a request never reaches a handler); invalid UTF-8 is replaced, which only makes a path unknown.
 pub fn percent_decode(s: &str) -> String {
