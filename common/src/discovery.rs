@@ -155,13 +155,9 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn roundtrip_unix(path: &Path) -> String {
-        let mut s = tokio::net::UnixStream::connect(path).await.unwrap();
-        s.write_all(b"POST /Plugin.Activate HTTP/1.1\r\nHost:\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        crate::testing::dockerd_post(path, "/Plugin.Activate", "")
             .await
-            .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        out
+            .unwrap()
     }
 
     fn app() -> axum::Router {

@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod http;
 pub mod logging;
 pub mod store;
+pub mod testing;
 mod tls;
 
 use std::future::Future;
