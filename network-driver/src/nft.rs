@@ -314,6 +314,19 @@ fn network_rules(n: &FwNetwork, out: &mut Vec<Rule>) {
         verdict(NF_ACCEPT),
     ));
     out.push(rule(CHAIN_FORWARD, vec![oif_is(b, true)], verdict(NF_DROP)));
+    // Hairpin: a container reaching a published port of its own network through a host
+    // address is DNATed back onto the bridge; masquerade it so the reply returns via the host.
+    for s in &n.subnets {
+        out.push(rule(
+            CHAIN_POSTROUTING,
+            vec![
+                oif_is(b, true),
+                ip_in(12, *s, true),
+                ct_has(CT_STATUS, CT_STATUS_DST_NAT),
+            ],
+            masq(),
+        ));
+    }
     if n.masquerade {
         for s in &n.subnets {
             out.push(rule(
@@ -686,10 +699,10 @@ mod tests {
         assert_eq!(count(NFT_MSG_NEWCHAIN), 4);
         assert_eq!(count(NFT_MSG_DELRULE), 4);
         assert_eq!(count(NFT_MSG_DELTABLE), 0);
-        // network 1: icc, established, dnat, drop, masquerade = 5; internal: 3; port: 2.
+        // network 1: icc, established, dnat, drop, hairpin, masquerade = 6; internal: 3; port: 2.
         assert_eq!(
             types.iter().filter(|&&x| x == t(NFT_MSG_NEWRULE)).count(),
-            10
+            11
         );
         assert_eq!(what.len(), types.len());
         assert_eq!(what[0].0, 100);

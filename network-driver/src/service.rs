@@ -50,6 +50,9 @@ pub struct Service<S: Sys> {
     tag: String,
     net_lock: tokio::sync::Mutex<()>,
     fw_lock: tokio::sync::Mutex<()>,
+    /// Endpoint calls hold it shared, reconcile exclusively: reconcile must not see a veth
+    /// whose record is still being written (it would take it for a leftover).
+    ep_gate: tokio::sync::RwLock<()>,
     firewall: RwLock<FirewallStatus>,
 }
 
@@ -166,6 +169,7 @@ impl<S: Sys> Service<S> {
             tag,
             net_lock: tokio::sync::Mutex::new(()),
             fw_lock: tokio::sync::Mutex::new(()),
+            ep_gate: tokio::sync::RwLock::new(()),
             firewall: RwLock::new(firewall),
         })
     }
@@ -504,6 +508,7 @@ impl<S: Sys> Service<S> {
         req: api::CreateEndpointRequest,
     ) -> Result<api::CreateEndpointResponse, NetworkError> {
         check_id("EndpointID", &req.endpoint_id)?;
+        let _gate = self.ep_gate.read().await;
         let net = self
             .networks
             .get(&req.network_id)?
@@ -649,6 +654,7 @@ impl<S: Sys> Service<S> {
 
     /// `Join`: name the veth end to move and the gateway.
     pub async fn join(&self, req: api::JoinRequest) -> Result<api::JoinResponse, NetworkError> {
+        let _gate = self.ep_gate.read().await;
         let ep = self.endpoint(&req.network_id, &req.endpoint_id)?;
         let net = self.network(&req.network_id)?;
         self.ensure_veth(&net, &ep).await?;
@@ -914,6 +920,7 @@ impl<S: Sys> Service<S> {
     /// and re-apply the firewall table.
     pub async fn reconcile(&self) -> Result<ReconcileReport, NetworkError> {
         let _g = self.net_lock.lock().await;
+        let _gate = self.ep_gate.write().await;
         let mut report = ReconcileReport::default();
         let mut nets = BTreeMap::new();
         for r in self.networks.iter() {
