@@ -259,10 +259,14 @@ impl Service {
         let Ok(text) = serde_json::to_string(&line) else {
             return;
         };
-        tracing::info!(target: "audit", "{text}");
         if let Err(e) = self.sys.append_audit(&text) {
             tracing::warn!("cannot write the audit file: {e}");
         }
+    }
+
+    /// Write the audit lines buffered for the plugin log.
+    pub fn flush_audit_log(&self) {
+        self.sys.flush_log();
     }
 
     /// Counters for `GET /outboard/v1/stats`.

@@ -25,8 +25,11 @@ pub trait Sys: Send + Sync {
     fn policy_stamp(&self, path: &Path) -> io::Result<Stamp>;
     /// The policy file's bytes.
     fn read_policy(&self, path: &Path) -> io::Result<Vec<u8>>;
-    /// Append one audit line (without the newline).
+    /// Append one audit line (without the newline) to the audit file, and queue it for the
+    /// plugin log.
     fn append_audit(&self, line: &str) -> io::Result<()>;
+    /// Write the queued audit lines to the plugin log (stdout, which dockerd collects).
+    fn flush_log(&self);
     /// Our managed-plugin ID, if it can be learnt.
     fn self_id(&self) -> Option<String>;
 }
@@ -36,7 +39,11 @@ pub trait Sys: Send + Sync {
 pub struct RealSys {
     audit_path: Option<PathBuf>,
     audit: Mutex<Option<File>>,
+    log_buf: Mutex<Vec<u8>>,
 }
+
+/// Queued plugin-log bytes past which a line flushes at once.
+const LOG_BUF_MAX: usize = 64 << 10;
 
 impl RealSys {
     /// Audit lines go to `audit_path` (none: only the plugin log).
@@ -44,6 +51,7 @@ impl RealSys {
         Self {
             audit_path,
             audit: Mutex::new(None),
+            log_buf: Mutex::new(Vec::new()),
         }
     }
 }
@@ -64,6 +72,15 @@ impl Sys for RealSys {
     }
 
     fn append_audit(&self, line: &str) -> io::Result<()> {
+        let full = {
+            let mut buf = self.log_buf.lock().unwrap_or_else(|p| p.into_inner());
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+            buf.len() > LOG_BUF_MAX
+        };
+        if full {
+            self.flush_log();
+        }
         let Some(path) = &self.audit_path else {
             return Ok(());
         };
@@ -81,6 +98,14 @@ impl Sys for RealSys {
             *guard = None;
         }
         res
+    }
+
+    fn flush_log(&self) {
+        let bytes = std::mem::take(&mut *self.log_buf.lock().unwrap_or_else(|p| p.into_inner()));
+        if !bytes.is_empty() {
+            // One write for the batch; a failing stdout must not fail decisions.
+            let _ = io::stdout().lock().write_all(&bytes);
+        }
     }
 
     fn self_id(&self) -> Option<String> {
@@ -161,6 +186,8 @@ impl Sys for FakeSys {
             .push(line.to_string());
         Ok(())
     }
+
+    fn flush_log(&self) {}
 
     fn self_id(&self) -> Option<String> {
         self.id.clone()

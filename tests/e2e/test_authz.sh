@@ -117,7 +117,7 @@ check "audit file has deny lines" grep -q '"decision":"deny"' "$AUDIT"
 line=$(grep '"rule":"no-privileged"' "$AUDIT" | head -1)
 expect_contains "audit line names the action" '"action":"container.create"' "$line"
 expect_contains "audit line names the policy hash" '"policy":"sha256:' "$line"
-check "audit lines also in the plugin log" sh -c "grep 'plugin=$(plugin_id $N)' '$DOCKERD_LOG' | grep -q decision"
+check "audit lines also in the plugin log" retry 25 sh -c "grep 'plugin=$(plugin_id $N)' '$DOCKERD_LOG' | grep -q decision"
 s=$(stats)
 expect_contains "stats answer on the plugin socket" '"Mode":"enforce"' "$s"
 check "stats count hits of no-privileged" sh -c "echo '$s' | grep -Eq '\"Name\":\"no-privileged\",\"Effect\":\"deny\",\"Hits\":[1-9]'"
