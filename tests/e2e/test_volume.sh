@@ -137,6 +137,18 @@ check "restart dockerd" e2e_restart_dockerd
 check "keep still listed after dockerd restart" retry 50 sh -c "docker volume ls -q | grep -qx keep"
 expect_eq "keep mountable with data after dockerd restart" "precious" "$(run -v keep:/x $IMAGE cat /x/f)"
 expect_eq "owner/mode kept" "1000 700" "$(run -v keep:/x $IMAGE stat -c '%u %a' /x)"
+# --- Data deleted behind the plugin's back: the volume is kept and the problem reported.
+check "create lost" docker volume create -d $P lost
+rm -rf "$DATA/lost"
+expect_contains "missing data shows in Status at once" "data directory /data/lost does not exist" "$(status lost)"
+check "kill -9 the plugin" kill -9 "$(plugin_pid $P)"
+check "plugin answers again" retry 100 docker volume inspect lost
+check "reconciliation logged the missing data" retry 25 sh -c "grep 'plugin=$(plugin_id $P)' '$DOCKERD_LOG' | grep -q 'volume data missing'"
+check "restart dockerd with a volume whose data is missing" e2e_restart_dockerd
+check "dockerd did not forget it (Get still answers)" retry 50 sh -c "docker volume ls -q | grep -qx lost"
+expect_fail "mounting it fails with a clear message" "data missing" docker run --rm -v lost:/x $IMAGE true
+check "it can be removed" docker volume rm lost
+
 check "rm keep" docker volume rm keep
 check "keep data deleted" test ! -e "$DATA/keep"
 check "plugin logged reconciliation" grep -q reconciled <(plugin_log $P)

@@ -355,6 +355,28 @@ mod tests {
         assert_eq!(human_size(10), "10B");
     }
 
+    proptest::proptest! {
+        /// Whatever dockerd sends, an accepted name is one plain path component.
+        #[test]
+        fn accepted_names_are_single_safe_components(name in "\\PC{0,40}|[a-z./\\\\-]{0,12}") {
+            if validate_name(&name).is_ok() {
+                let p = std::path::Path::new("/data").join(&name);
+                proptest::prop_assert_eq!(p.parent(), Some(std::path::Path::new("/data")));
+                proptest::prop_assert!(!name.contains(".."));
+                proptest::prop_assert!(!name.starts_with('.'));
+                proptest::prop_assert!(name.len() <= MAX_NAME_LEN);
+            }
+        }
+
+        /// Sizes either parse to a positive count within the cap or are refused; never panic.
+        #[test]
+        fn sizes_never_panic(s in "[0-9.]{0,25}[kmgtpbiKMGTPBI]{0,3}") {
+            if let Some(n) = parse_size(&s) {
+                proptest::prop_assert!(n > 0 && n <= MAX_SIZE);
+            }
+        }
+    }
+
     #[test]
     fn modes() {
         assert_eq!(parse_mode("750"), Some(0o750));

@@ -52,7 +52,6 @@ pub struct Service {
     sys: Arc<dyn Sys>,
     store: Store,
     volumes: Tree<VolumeRecord>,
-    names: Tree<NameAndTime>,
     paths: Paths,
     bind_allowed: Vec<String>,
     locks: Vec<Mutex<()>>,
@@ -60,6 +59,33 @@ pub struct Service {
     problems: RwLock<HashMap<String, String>>,
     /// Cached sizes of `dir`/`bind` volumes (a walk per `Get` would slow every container start).
     usage: RwLock<HashMap<String, Usage>>,
+    /// Name → creation time of every stored volume, for `List`: decoding 10,000 sled records
+    /// costs ~25 ms, this map ~2 ms. Written after the store on create/remove, under the
+    /// volume's lock.
+    index: RwLock<Index>,
+}
+
+/// The `List` index and its encoded reply, rebuilt lazily after a create or remove (dockerd
+/// asks for `List` on every `docker volume ls`; most of those see no change).
+#[derive(Debug, Default)]
+struct Index {
+    /// Name → RFC 3339 creation time.
+    volumes: BTreeMap<String, String>,
+    /// The JSON `List` reply for `volumes`, if encoded since the last change.
+    encoded: Option<Arc<Vec<u8>>>,
+}
+
+impl Index {
+    fn insert(&mut self, name: &str, created_at: &str) {
+        self.volumes
+            .insert(name.to_string(), created_at.to_string());
+        self.encoded = None;
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.volumes.remove(name);
+        self.encoded = None;
+    }
 }
 
 fn now_rfc3339() -> String {
@@ -82,10 +108,23 @@ impl Service {
         paths: Paths,
         bind_allowed: Vec<String>,
     ) -> Result<Self, VolumeError> {
+        let names: Tree<NameAndTime> = store.tree(VOLUMES_TREE)?;
+        let mut index = BTreeMap::new();
+        for item in names.iter() {
+            match item {
+                Ok((_, v)) => {
+                    index.insert(v.name, v.created_at);
+                }
+                Err(e) => tracing::error!("unreadable volume record: {e}"),
+            }
+        }
         Ok(Self {
             sys,
             volumes: store.tree(VOLUMES_TREE)?,
-            names: store.tree(VOLUMES_TREE)?,
+            index: RwLock::new(Index {
+                volumes: index,
+                encoded: None,
+            }),
             store,
             paths,
             bind_allowed,
@@ -230,6 +269,9 @@ impl Service {
             return Err(e);
         }
         self.set_problem(name, None);
+        if let Ok(mut i) = self.index.write() {
+            i.insert(name, &rec.created_at);
+        }
         if let Ok(mut u) = self.usage.write() {
             u.insert(
                 name.to_string(),
@@ -307,6 +349,9 @@ impl Service {
         }
         self.volumes.remove(name)?;
         self.store.flush().await?;
+        if let Ok(mut i) = self.index.write() {
+            i.remove(name);
+        }
         self.set_problem(name, None);
         if let Ok(mut u) = self.usage.write() {
             u.remove(name);
@@ -567,20 +612,45 @@ impl Service {
         s
     }
 
-    /// `List`: every volume (name, mount point, creation time). Decodes only those two fields.
+    /// `List`: every volume (name, mount point, creation time), from the in-memory index.
     pub fn list(&self) -> Result<Vec<api::Volume>, VolumeError> {
         let root = self.paths.mount_root.display().to_string();
-        let mut out = Vec::with_capacity(self.names.len());
-        for item in self.names.iter() {
-            let (_, v) = item?;
-            out.push(api::Volume {
-                mountpoint: format!("{root}/{}", v.name),
-                name: v.name,
-                created_at: v.created_at,
+        let index = self.index.read().map_err(|_| poisoned())?;
+        Ok(Self::entries(&index, &root))
+    }
+
+    fn entries(index: &Index, root: &str) -> Vec<api::Volume> {
+        index
+            .volumes
+            .iter()
+            .map(|(name, created_at)| api::Volume {
+                name: name.clone(),
+                mountpoint: format!("{root}/{name}"),
+                created_at: created_at.clone(),
                 status: None,
-            });
+            })
+            .collect()
+    }
+
+    /// The `List` reply already encoded as JSON (cached until the next create or remove).
+    pub fn list_json(&self) -> Result<Arc<Vec<u8>>, VolumeError> {
+        if let Some(e) = self.index.read().map_err(|_| poisoned())?.encoded.clone() {
+            return Ok(e);
         }
-        Ok(out)
+        let root = self.paths.mount_root.display().to_string();
+        let mut index = self.index.write().map_err(|_| poisoned())?;
+        if let Some(e) = index.encoded.clone() {
+            return Ok(e);
+        }
+        let reply = api::ListResponse {
+            volumes: Self::entries(&index, &root),
+        };
+        let encoded = Arc::new(
+            serde_json::to_vec(&reply)
+                .map_err(|e| VolumeError::Store(common::StoreError::Encode(e)))?,
+        );
+        index.encoded = Some(encoded.clone());
+        Ok(encoded)
     }
 
     /// Number of stored volumes.
@@ -734,6 +804,12 @@ impl Service {
             tracing::error!("usage measurement task failed: {e}");
         }
     }
+}
+
+fn poisoned() -> VolumeError {
+    VolumeError::Store(common::StoreError::Join(
+        "the volume index lock was poisoned by a panic".into(),
+    ))
 }
 
 fn fmt_opts(o: &BTreeMap<String, String>) -> String {

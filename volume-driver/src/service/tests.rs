@@ -405,3 +405,46 @@ async fn failed_unmount_still_releases_the_reference() {
     svc.remove("v").await.unwrap();
     assert!(fake.mounts().is_empty());
 }
+
+#[tokio::test]
+async fn list_reply_cache_follows_creates_and_removes() {
+    let (svc, _) = setup(&[]);
+    let names = |svc: &Service| -> Vec<String> {
+        let v: Value = serde_json::from_slice(&svc.list_json().unwrap()).unwrap();
+        v["Volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["Name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(names(&svc).is_empty());
+    svc.create("a", None).await.unwrap();
+    assert_eq!(names(&svc), ["a"]);
+    let first = svc.list_json().unwrap();
+    assert!(Arc::ptr_eq(&first, &svc.list_json().unwrap()), "cached");
+    svc.create("b", None).await.unwrap();
+    assert_eq!(names(&svc), ["a", "b"]);
+    svc.remove("a").await.unwrap();
+    assert_eq!(names(&svc), ["b"]);
+    let v: Value = serde_json::from_slice(&svc.list_json().unwrap()).unwrap();
+    assert!(v["Volumes"][0]["CreatedAt"]
+        .as_str()
+        .unwrap()
+        .starts_with("20"));
+}
+
+#[tokio::test]
+async fn index_is_rebuilt_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(FakeSys::new());
+    {
+        let svc = build(Store::open(dir.path(), 1).unwrap(), &fake, &[]);
+        svc.create("x", None).await.unwrap();
+        svc.create("y", None).await.unwrap();
+    }
+    let svc = build(Store::open(dir.path(), 1).unwrap(), &fake, &[]);
+    let l = svc.list().unwrap();
+    assert_eq!(l.len(), 2);
+    assert_eq!(l[1].name, "y");
+}
