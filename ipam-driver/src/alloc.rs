@@ -92,6 +92,13 @@ pub enum Op {
 }
 
 /// A planned mutation: run records to write, in order, and the new cursor if it moves.
+///
+/// Ops are ordered so that every prefix of them, applied to the stored runs, describes a held
+/// set containing everything held both before and after the change (records that grow or add
+/// come first, records that shrink or delete last; overlapping records are united on
+/// [`Allocator::restore`]). A crash in the middle of writing an unacknowledged change can
+/// therefore leak the address being allocated or keep the one being released, but never
+/// forget an address that stays held.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Change {
     /// Run records, applied in order.
@@ -159,7 +166,10 @@ impl Allocator {
         }
     }
 
-    /// Rebuild from stored runs and cursor; refuses runs that overlap or leave the subnet.
+    /// Rebuild from stored runs and cursor. Runs are normalised: overlapping runs (left by a
+    /// crash in the middle of a change, see [`Change`]) are united and neighbours of one kind
+    /// merged, so the result may differ from the input (the caller then rewrites the store).
+    /// Runs outside the usable addresses are refused.
     pub fn restore(
         layout: Layout,
         order: Order,
@@ -167,21 +177,31 @@ impl Allocator {
         runs: impl IntoIterator<Item = (u128, Run)>,
     ) -> Result<Self, String> {
         let mut a = Self::new(layout, order);
-        let mut prev_end: Option<u128> = None;
         let mut sorted: Vec<(u128, Run)> = runs.into_iter().collect();
         sorted.sort_by_key(|(s, _)| *s);
+        let mut cur: Option<(u128, Run)> = None;
         for (start, run) in sorted {
             if run.end < start || start < a.layout.first || run.end > a.layout.last {
                 return Err(format!("stored run {start:#x}..{:#x} is invalid", run.end));
             }
-            if prev_end.is_some_and(|e| start <= e) {
-                return Err(format!(
-                    "stored run at {start:#x} overlaps the previous one"
-                ));
-            }
-            prev_end = Some(run.end);
-            a.count += run_len(start, &run);
-            a.held.insert(start, run);
+            cur = match cur {
+                Some((cs, mut cr))
+                    if start <= cr.end || (start == cr.end + 1 && run.kind == cr.kind) =>
+                {
+                    cr.end = cr.end.max(run.end);
+                    Some((cs, cr))
+                }
+                Some((cs, cr)) => {
+                    a.count += run_len(cs, &cr);
+                    a.held.insert(cs, cr);
+                    Some((start, run))
+                }
+                None => Some((start, run)),
+            };
+        }
+        if let Some((cs, cr)) = cur {
+            a.count += run_len(cs, &cr);
+            a.held.insert(cs, cr);
         }
         if let Some(c) = cursor {
             if c >= a.layout.win_lo && c <= a.layout.win_hi {
@@ -316,7 +336,7 @@ impl Allocator {
         let ops = match (prev, next) {
             (Some(ps), Some((ns, nr))) => vec![Op::Put(ps, Run { end: nr.end, kind }), Op::Del(ns)],
             (Some(ps), None) => vec![Op::Put(ps, Run { end: a, kind })],
-            (None, Some((ns, nr))) => vec![Op::Del(ns), Op::Put(a, Run { end: nr.end, kind })],
+            (None, Some((ns, nr))) => vec![Op::Put(a, Run { end: nr.end, kind }), Op::Del(ns)],
             (None, None) => vec![Op::Put(a, Run { end: a, kind })],
         };
         Change { ops, cursor: None }
@@ -329,13 +349,13 @@ impl Allocator {
         let ops = if s == run.end {
             vec![Op::Del(s)]
         } else if a == s {
-            vec![Op::Del(s), Op::Put(s + 1, Run { end: run.end, kind })]
+            vec![Op::Put(s + 1, Run { end: run.end, kind }), Op::Del(s)]
         } else if a == run.end {
             vec![Op::Put(s, Run { end: a - 1, kind })]
         } else {
             vec![
-                Op::Put(s, Run { end: a - 1, kind }),
                 Op::Put(a + 1, Run { end: run.end, kind }),
+                Op::Put(s, Run { end: a - 1, kind }),
             ]
         };
         Some(Change { ops, cursor: None })
@@ -471,18 +491,25 @@ mod tests {
     }
 
     #[test]
-    fn restore_refuses_overlaps() {
+    fn restore_normalises_and_refuses_invalid_runs() {
         let run = |end| Run {
             end,
             kind: Kind::Dynamic,
         };
         let l = layout(1, 254, vec![]);
-        assert!(
-            Allocator::restore(l.clone(), Order::Serial, None, [(1, run(5)), (5, run(6))]).is_err()
-        );
         assert!(Allocator::restore(l.clone(), Order::Serial, None, [(0, run(1))]).is_err());
-        let a = Allocator::restore(l, Order::Serial, Some(7), [(1, run(5)), (6, run(6))]).unwrap();
-        assert_eq!(a.held_count(), 6);
+        assert!(Allocator::restore(l.clone(), Order::Serial, None, [(5, run(4))]).is_err());
+        // Overlapping (a crash mid-change) and adjacent runs of one kind become one run.
+        let a = Allocator::restore(
+            l,
+            Order::Serial,
+            Some(7),
+            [(1, run(5)), (3, run(5)), (6, run(6)), (9, run(9))],
+        )
+        .unwrap();
+        let runs: Vec<_> = a.runs().map(|(s, r)| (s, r.end)).collect();
+        assert_eq!(runs, vec![(1, 6), (9, 9)]);
+        assert_eq!(a.held_count(), 7);
         assert_eq!(a.cursor(), 7);
     }
 
@@ -492,6 +519,9 @@ mod tests {
         Take(u128, bool),
         Release(u128),
         Restart,
+        /// Crash after writing only the first `.1` ops of a change (a release of `.0`, or the
+        /// next allocation when `.0` is not held).
+        Crash(u128, usize),
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -500,6 +530,7 @@ mod tests {
             2 => (0u128..260, any::<bool>()).prop_map(|(a, s)| Step::Take(a, s)),
             3 => (0u128..260).prop_map(Step::Release),
             1 => Just(Step::Restart),
+            2 => (0u128..260, 0usize..3).prop_map(|(a, k)| Step::Crash(a, k)),
         ]
     }
 
@@ -571,6 +602,43 @@ mod tests {
                         let runs: Vec<_> = a.runs().collect();
                         a = Allocator::restore(l.clone(), order, Some(a.cursor()), runs)
                             .map_err(TestCaseError::fail)?;
+                    }
+                    Step::Crash(x, k) => {
+                        let (change, after) = match a.plan_release(x) {
+                            Some(c) => {
+                                let mut after = model.clone();
+                                after.remove(&x);
+                                (c, after)
+                            }
+                            None => match a.plan_next() {
+                                Ok((n, c)) => {
+                                    let mut after = model.clone();
+                                    after.insert(n);
+                                    (c, after)
+                                }
+                                Err(_) => continue,
+                            },
+                        };
+                        // The store as a key/value map: the first k ops reached the disk.
+                        let mut stored: BTreeMap<u128, Run> = a.runs().collect();
+                        for op in change.ops.iter().take(k) {
+                            match *op {
+                                Op::Put(s, r) => {
+                                    stored.insert(s, r);
+                                }
+                                Op::Del(s) => {
+                                    stored.remove(&s);
+                                }
+                            }
+                        }
+                        a = Allocator::restore(l.clone(), order, Some(a.cursor()), stored)
+                            .map_err(TestCaseError::fail)?;
+                        let held: BTreeSet<u128> = a.runs().flat_map(|(s, r)| s..=r.end).collect();
+                        let kept: BTreeSet<u128> = model.intersection(&after).copied().collect();
+                        let either: BTreeSet<u128> = model.union(&after).copied().collect();
+                        prop_assert!(held.is_superset(&kept), "lost an address that stays held");
+                        prop_assert!(held.is_subset(&either), "invented an address");
+                        model = held;
                     }
                 }
                 check_invariants(&a);

@@ -275,7 +275,18 @@ impl<R: HostRoutes> Ipam<R> {
     pub fn new(settings: Settings, store: IpamStore, routes: R) -> Result<Self, IpamError> {
         let mut reg = Registry::default();
         for sp in store.load()? {
+            let stored_runs = sp.runs.clone();
             let pool = Pool::from_stored(sp)?;
+            let mut normal: Vec<_> = pool.alloc.runs().collect();
+            let mut before = stored_runs;
+            before.sort_by_key(|(s, _)| *s);
+            if before != normal {
+                // A crash interrupted a change: store the united runs so that later changes,
+                // planned on memory, address exactly the records on disk.
+                tracing::warn!(pool = %pool.record.id, "normalising run records left by a crash");
+                normal.sort_by_key(|(s, _)| *s);
+                store.rewrite_runs(&pool.record.id, &normal)?;
+            }
             let id = pool.record.id.clone();
             if let Some((_, other)) = reg.overlap(&pool.record.space, &pool.subnet) {
                 return Err(IpamError::Corrupt(format!(
@@ -966,6 +977,72 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("overlaps pool fd00:98::/64"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn records_left_by_a_crash_mid_change_are_normalised() {
+        use crate::alloc::{Change, Op, Run};
+        let dir = tempfile::tempdir().unwrap();
+        let id;
+        {
+            let store = common::Store::open(dir.path(), 1).unwrap();
+            let i = ipam(&store, FakeRoutes::default());
+            id = i
+                .request_pool(pool_req("10.98.10.0/24", "", &[]))
+                .await
+                .unwrap()
+                .pool_id;
+            for _ in 0..3 {
+                take(&i, &id, "").await.unwrap(); // 10.98.10.1-3, one run
+            }
+            // A release of .2 planned as [Put(.3), Put(.1 end .1)] crashed after its first op.
+            let base = Prefix::parse("10.98.10.0/24").unwrap().net;
+            let partial = Change {
+                ops: vec![Op::Put(
+                    base + 3,
+                    Run {
+                        end: base + 3,
+                        kind: Kind::Dynamic,
+                    },
+                )],
+                cursor: None,
+            };
+            IpamStore::open(store.clone())
+                .unwrap()
+                .apply(&id, &partial)
+                .unwrap();
+            store.flush().await.unwrap();
+        }
+        let store = common::Store::open(dir.path(), 1).unwrap();
+        let i = ipam(&store, FakeRoutes::default());
+        let v = i.pools_view(&api::PoolsQuery::default());
+        assert_eq!(
+            v.pools[0].held, 3,
+            "the unacknowledged release left .2 held"
+        );
+        assert_eq!(v.pools[0].runs.len(), 1);
+        let stored = IpamStore::open(store.clone()).unwrap().load().unwrap();
+        assert_eq!(
+            stored[0].runs.len(),
+            1,
+            "the store was rewritten to the united run"
+        );
+        i.release_address(api::ReleaseAddressRequest {
+            pool_id: id.clone(),
+            address: "10.98.10.2".into(),
+        })
+        .await
+        .unwrap();
+        drop(i);
+        drop(store);
+        let store = common::Store::open(dir.path(), 1).unwrap();
+        let i = ipam(&store, FakeRoutes::default());
+        let runs: Vec<String> = i.pools_view(&api::PoolsQuery::default()).pools[0]
+            .runs
+            .iter()
+            .map(|r| format!("{}-{}", r.first, r.last))
+            .collect();
+        assert_eq!(runs, ["10.98.10.1-10.98.10.1", "10.98.10.3-10.98.10.3"]);
     }
 
     /// 64 concurrent requests on one small pool: all distinct, all counted.

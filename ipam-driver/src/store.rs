@@ -8,9 +8,16 @@
 //! | `run|<PoolID>|<first address, 32 hex digits>` | 16 bytes big-endian last address + 1 byte holder kind |
 //! | `cursor|<PoolID>` | 16 bytes big-endian serial cursor |
 //!
-//! `|` never occurs in a PoolID (we build them from address spaces and CIDRs). Writes are
-//! batches (atomic, ordered); durability comes from [`IpamStore::flush`] (group commit), which
-//! callers await before answering.
+//! `|` never occurs in a PoolID (we build them from address spaces and CIDRs).
+//!
+//! Address changes are written as plain inserts/removes in the order the allocator planned them,
+//! not as sled batches or transactions: in sled 0.34 each batch and each transaction writes and
+//! syncs the log by itself (measured: two `pwrite`+`sync_file_range` per batch), which would
+//! defeat group commit. Instead the planned order makes every prefix safe (see
+//! `alloc::Change`) and [`crate::alloc::Allocator::restore`] unites what a crash left
+//! overlapping; sled recovers its log in order, so a later write is never recovered without an
+//! earlier one. Durability comes from [`IpamStore::flush`] (group commit), awaited before every
+//! answer. Pool deletion (rare) is one atomic batch.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -100,19 +107,44 @@ impl IpamStore {
         Ok(())
     }
 
-    /// Write a planned change of pool `id` as one atomic batch.
+    /// Write a planned change of pool `id`, op by op in the planned order, cursor last.
     pub fn apply(&self, id: &str, change: &Change) -> Result<(), IpamError> {
-        let mut batch = sled::Batch::default();
         for op in &change.ops {
             match op {
-                Op::Put(s, run) => batch.insert(run_key(id, *s).as_bytes(), &encode_run(run)[..]),
-                Op::Del(s) => batch.remove(run_key(id, *s).as_bytes()),
+                Op::Put(s, run) => {
+                    self.tree
+                        .insert(run_key(id, *s).as_bytes(), &encode_run(run)[..])
+                        .map_err(sled_err)?;
+                }
+                Op::Del(s) => {
+                    self.tree
+                        .remove(run_key(id, *s).as_bytes())
+                        .map_err(sled_err)?;
+                }
             }
         }
         if let Some(c) = change.cursor {
-            batch.insert(cursor_key(id).as_bytes(), &c.to_be_bytes()[..]);
+            self.tree
+                .insert(cursor_key(id).as_bytes(), &c.to_be_bytes()[..])
+                .map_err(sled_err)?;
         }
-        self.tree.apply_batch(batch).map_err(sled_err)
+        Ok(())
+    }
+
+    /// Replace every run record of pool `id` by `runs` in one atomic batch (after
+    /// [`crate::alloc::Allocator::restore`] normalised what a crash left), and sync it.
+    pub fn rewrite_runs(&self, id: &str, runs: &[(u128, Run)]) -> Result<(), IpamError> {
+        let mut batch = sled::Batch::default();
+        for kv in self.tree.scan_prefix(format!("run|{id}|").as_bytes()) {
+            let (k, _) = kv.map_err(sled_err)?;
+            batch.remove(k);
+        }
+        for (s, run) in runs {
+            batch.insert(run_key(id, *s).as_bytes(), &encode_run(run)[..]);
+        }
+        self.tree.apply_batch(batch).map_err(sled_err)?;
+        self.store.flush_blocking()?;
+        Ok(())
     }
 
     /// Delete a pool with all its runs and its cursor, atomically.
