@@ -91,11 +91,14 @@ for ((i = 0; i < RUNS; i++)); do
   list+=("$(awk -v t="$t" 'BEGIN{printf "%d", t*1000000}')")
 done
 n=$(grep -o '"Name"' "$E2E_DIR/list.json" | wc -l)
+# The first List after a change encodes the reply; later ones reuse it until the next change.
+first_ms=$(awk -v u="${list[0]}" 'BEGIN{printf "%.1f", u/1000}')
 list_ms=$(printf '%s\n' "${list[@]}" | median_ms)
+printf '%-44s %12s %12s %8s\n' "plugin List, first after a change ($n vols)" "$first_ms" "-" "-"
 printf '%-44s %12s %12s %8s\n' "plugin List over its socket ($n volumes)" "$list_ms" "-" "-"
 printf '%-44s %12s\n' "  (made with parallel Create calls, total ms)" "$((create_s / 1000))"
 curl_batch Remove bm "1" "$LIST_N"
 
 echo
 awk -v o="$run_o" -v l="$run_l" 'BEGIN { r = o / l; printf "container start ratio %.2fx (target <= 1.10x): %s\n", r, (r <= 1.10 ? "met" : "NOT met") }'
-awk -v m="$list_ms" -v n="$n" 'BEGIN { printf "plugin List of %d volumes %.1f ms (target < 50 ms): %s\n", n, m, (m < 50 ? "met" : "NOT met") }'
+awk -v m="$list_ms" -v f="$first_ms" -v n="$n" 'BEGIN { printf "plugin List of %d volumes: median %.1f ms, first after a change %.1f ms (target < 50 ms): %s\n", n, m, f, (m < 50 && f < 50 ? "met" : "NOT met") }'
