@@ -67,6 +67,13 @@ expect_fail "plugin disable of itself denied" "$DENIED: plugin.disable of the au
 expect_fail "plugin rm -f of itself denied" "$DENIED: plugin.remove" docker plugin rm -f $N
 expect_fail "plugin set of itself denied" "$DENIED: plugin.set" docker plugin set $N MODE=audit
 expect_fail "disable by ID prefix denied" "$DENIED" docker plugin disable "$(plugin_id $N | cut -c1-12)"
+expect_fail "disable of a foreign ID not blocked by self-protection" "not found" docker plugin disable 000000000000
+expect_fail "--ipc host denied" "$DENIED: host namespaces" docker run --rm --ipc host "$IMAGE" true
+expect_fail "--uts host denied" "$DENIED: host namespaces" docker run --rm --uts host "$IMAGE" true
+expect_fail "--security-opt apparmor=unconfined denied" "$DENIED: disabling seccomp" docker run --rm --security-opt apparmor=unconfined "$IMAGE" true
+expect_fail "--device denied" "$DENIED: host devices" docker run --rm --device /dev/null:/dev/x "$IMAGE" true
+expect_fail "--sysctl kernel.* denied" "$DENIED: kernel.* sysctls" docker run --rm --sysctl kernel.shm_rmid_forced=1 "$IMAGE" true
+expect_fail "-v /etc/../:/h denied" "$DENIED: bind mounts" docker run --rm -v /tmp/outboard/../../etc:/h "$IMAGE" true
 expect_eq "plugin still enabled" true "$(docker plugin inspect -f '{{.Enabled}}' $N)"
 
 # --- ordinary work passes ------------------------------------------------------------------------
@@ -78,7 +85,9 @@ check "volume ls passes" docker volume ls
 check "volume create/rm passes" sh -c "docker volume create plain >/dev/null && docker volume rm plain >/dev/null"
 check "allowed bind (/tmp/outboard) passes" docker run --rm -v /tmp/outboard/x:/x "$IMAGE" true
 rmdir /tmp/outboard/x /tmp/outboard 2>/dev/null
-check "exec passes" sh -c "docker run -d --name execme $IMAGE sleep 30 >/dev/null && docker exec execme true && docker rm -f execme >/dev/null"
+check "exec passes" sh -c "docker run -d --name execme $IMAGE sleep 30 >/dev/null && docker exec execme true"
+expect_fail "exec --privileged denied" "$DENIED: privileged" docker exec --privileged execme true
+docker rm -f execme >/dev/null 2>&1
 
 # --- raw requests in shapes the CLI never uses ---------------------------------------------------
 BODY='{"Image":"local/busybox","Cmd":["true"],"HostConfig":{"Privileged":true}}'
