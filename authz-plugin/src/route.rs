@@ -419,6 +419,29 @@ mod tests {
     }
 
     #[test]
+    fn methods_and_static_paths() {
+        assert_eq!(methods_of("container.create"), Some(vec!["POST"]));
+        assert_eq!(methods_of("_ping"), Some(vec!["GET", "HEAD"]));
+        assert_eq!(methods_of("image.pull"), Some(vec!["POST"]));
+        assert_eq!(methods_of(UNKNOWN), None);
+        assert_eq!(static_path("container.create"), Some("/containers/create"));
+        assert_eq!(static_path("image.pull"), Some("/images/create"));
+        assert_eq!(static_path("container.start"), None);
+        assert_eq!(static_path("image.save"), None);
+        // The fixed path of an action is classified as that action (pull needs its query).
+        for a in all_actions() {
+            if let (Some(p), Some(m)) = (static_path(a), methods_of(a)) {
+                let uri = if a == "image.pull" {
+                    format!("{p}?fromImage=x")
+                } else {
+                    p.to_string()
+                };
+                assert_eq!(classify(m[0], &uri).action, a);
+            }
+        }
+    }
+
+    #[test]
     fn clean() {
         assert_eq!(clean_path("/a//b/./c/../d/"), "/a/b/d");
         assert_eq!(clean_path("/../../"), "/");

@@ -153,6 +153,9 @@ bad_out=$("$CHECK_BIN" check "$POLICY" 2>&1)
 expect_contains "check command shows the line of the error" "policy.toml:line " "$bad_out"
 cp "$E2E_DIR/policy.orig" "$POLICY"
 check "restored policy in force" retry 50 sh -c "docker volume ls >/dev/null 2>&1"
+kill -HUP "$(plugin_pid $N)"
+check "SIGHUP to the plugin reloads the policy" retry 25 sh -c "grep 'plugin=$(plugin_id $N)' '$DOCKERD_LOG' | grep -q 'SIGHUP: reloading the policy'"
+expect_eq "plugin survived SIGHUP" "$pid_before" "$(plugin_pid $N)"
 
 # --- dry run: MODE=audit lets everything through and logs would-deny ------------------------------
 check "authz removed from the daemon" authz_off
