@@ -291,7 +291,12 @@ pub fn normalize(uri: &str) -> (String, BTreeMap<String, Vec<String>>) {
     let raw_path = raw_path.split('#').next().unwrap_or(raw_path);
     let path = canonical_path(&percent_decode(raw_path));
     let mut query: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for pair in raw_query.split(['&', ';']).filter(|p| !p.is_empty()) {
+    // As Go 1.17+ (dockerd 20.10 is built with 1.19): `&` separates, a pair containing `;` is
+    // dropped.
+    for pair in raw_query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.contains(';'))
+    {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let k = percent_decode(&k.replace('+', " "));
         let v = percent_decode(&v.replace('+', " "));
@@ -457,6 +462,8 @@ mod tests {
         assert_eq!(q["fromImage"], vec!["a/b"]);
         assert_eq!(q["tag"], vec!["1", "2"]);
         assert_eq!(q["x"], vec![""]);
+        let (_, q) = normalize("/images/create?a=1;fromImage=good&fromImage=evil");
+        assert_eq!(q["fromImage"], vec!["evil"]);
     }
 
     /// Random spellings of `/containers/create` that dockerd (or a laxer router) would route.
