@@ -6,11 +6,11 @@
 #   4. the plugin's own `VolumeDriver.List` latency with M volumes (10,000 by default), on its socket
 # Prints medians and the ratio ours/local. Targets: (2) within 1.10x; (4) under 50 ms.
 #
-# Usage: bash bench/volume.sh [runs=15] [ls_volumes=1000] [list_volumes=10000]
+# Usage: bash bench/volume.sh [runs=21] [ls_volumes=1000] [list_volumes=10000]
 # Needs root and the release build (make rootfs PLUGINS=volume is run by e2e_install).
 set -u
 cd "$(dirname "$0")/.."
-RUNS=${1:-15}
+RUNS=${1:-21}
 LS_N=${2:-1000}
 LIST_N=${3:-10000}
 PAR=8
@@ -61,12 +61,22 @@ row "docker volume create" "$(printf '%s\n' "${ours[@]}" | median_ms)" "$(printf
 docker volume create -d $P br_o >/dev/null; docker volume create br_l >/dev/null
 docker run --rm -v br_o:/x $IMAGE true >/dev/null 2>&1; docker run --rm -v br_l:/x $IMAGE true >/dev/null 2>&1
 ours=(); loc=()
+# ABBA order: a slow drift (other load on the machine) then hits both sides alike.
 for ((i = 0; i < RUNS; i++)); do
-  ours+=("$(timed docker run --rm -v br_o:/x $IMAGE true)")
-  loc+=("$(timed docker run --rm -v br_l:/x $IMAGE true)")
+  if ((i % 2 == 0)); then
+    ours+=("$(timed docker run --rm -v br_o:/x $IMAGE true)")
+    loc+=("$(timed docker run --rm -v br_l:/x $IMAGE true)")
+  else
+    loc+=("$(timed docker run --rm -v br_l:/x $IMAGE true)")
+    ours+=("$(timed docker run --rm -v br_o:/x $IMAGE true)")
+  fi
 done
 run_o=$(printf '%s\n' "${ours[@]}" | median_ms); run_l=$(printf '%s\n' "${loc[@]}" | median_ms)
 row "docker run --rm -v vol:/x busybox true" "$run_o" "$run_l"
+# What the plugin itself spent (its request log has the latency of every call).
+plugin_log $P | grep -oE 'path=/VolumeDriver\.(Mount|Unmount) status=200 micros=[0-9]+' \
+  | awk '{split($1, p, "."); split($3, m, "="); s[p[2]] += m[2]; n[p[2]]++}
+         END {for (k in s) printf "  plugin-side %-8s avg %.2f ms over %d calls\n", k, s[k] / n[k] / 1000, n[k]}'
 
 # Start the ls phases clean.
 docker volume ls -q | xargs -r docker volume rm >/dev/null 2>&1

@@ -72,6 +72,14 @@ expect_contains "Remove names the remaining caller" "bbb" "$(call Remove '{"Name
 call Unmount '{"Name":"acct","ID":"bbb"}' >/dev/null
 check "rm once every caller left" docker volume rm acct
 
+# --- Volumes made implicitly by docker run (named, and anonymous with --rm).
+check "run -v auto:/data --volume-driver creates the volume" run --volume-driver $P -v auto:/data $IMAGE sh -c 'echo a > /data/f'
+expect_eq "implicit volume uses our driver" "$P" "$(docker volume inspect -f '{{.Driver}}' auto)"
+expect_contains "its mount references were all released" '"Mounts":0' "$(status auto)"
+check "rm auto" docker volume rm auto
+check "anonymous volume with --rm" run --volume-driver $P -v /anon $IMAGE sh -c 'echo a > /anon/f'
+expect_eq "anonymous volume removed with its container (no data left)" "" "$(ls "$DATA")"
+
 # --- tmpfs with a size limit.
 check "create tmpfs 1m" docker volume create -d $P -o type=tmpfs -o size=1m -o mode=1777 t1
 check "writing within the limit works" run -v t1:/x $IMAGE dd if=/dev/zero of=/x/small bs=1024 count=512
