@@ -474,7 +474,7 @@ impl<R: HostRoutes> Ipam<R> {
                                 pools.join(",")
                             },
                             space: space.into(),
-                            routes: if routes.is_empty() {
+                            routes: if routes.is_empty() || pools.is_empty() {
                                 String::new()
                             } else {
                                 " (candidates overlapping host routes were skipped)".into()

@@ -11,7 +11,7 @@ P=$PREFIX-ipam:latest
 
 # Default pools for networks without --subnet: /24s of 10.200.0.0/16 (set while disabled).
 check "disable to configure" docker plugin disable $P
-check "set DEFAULT_POOLS" docker plugin set $P DEFAULT_POOLS=10.200.0.0/16/24
+check "set DEFAULT_POOLS" docker plugin set $P DEFAULT_POOLS=10.200.0.0/16/24,fd00:98:200::/48/64
 check "enable" docker plugin enable $P
 SOCK=/run/docker/plugins/$(plugin_id $P)/outboard-ipam.sock
 pools() { curl -sf --unix-socket "$SOCK" "http://x/outboard/v1/pools${1:-}"; }
@@ -73,6 +73,21 @@ expect_eq "pool marked from defaults" true "$(pool_of "$s1" | jq -r .from_defaul
 check "container on d1" run cd1 --network ipd1
 expect_contains "its address is in d1's pool" "${s1%.0/24}." "$(ip_of cd1)"
 
+log "IPv6: dual-stack network with an explicit IPv6 subnet, --ip6, and one from the defaults"
+check "dual-stack network" docker network create -d bridge --ipam-driver $P --ipv6 \
+  --subnet 10.98.4.0/24 --subnet fd00:98:4::/64 ipv6n
+check "container v1" run v1 --network ipv6n
+check "container v2 with --ip6" run v2 --network ipv6n --ip6 fd00:98:4::99
+expect_eq "v1 IPv6 address and prefix" "fd00:98:4::2/64" "$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}/{{.GlobalIPv6PrefixLen}}{{end}}' v1)"
+expect_eq "v2 keeps its --ip6" "fd00:98:4::99" "$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}' v2)"
+expect_contains "v1 has the address on eth0" "fd00:98:4::2/64" "$(docker exec v1 ip -6 addr show eth0)"
+p6=$(pool_of fd00:98:4::/64)
+expect_eq "IPv6 pool: gateway + 2 containers" "3 fd00:98:4::1" "$(jq -r '"\(.held) \(.gateway)"' <<<"$p6")"
+expect_eq "a /64 has 2^64-1 usable addresses" "18446744073709551615" "$(curl -sf --unix-socket "$SOCK" "http://x/outboard/v1/pools?pool=fd00:98:4::/64" | grep -o '"capacity":[0-9]*' | cut -d: -f2)"
+check "--ipv6 network without subnets" docker network create -d bridge --ipam-driver $P --ipv6 ipv6d
+expect_contains "its IPv6 pool comes from the IPv6 default pool" "fd00:98:200::/64" "$(docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' ipv6d)"
+docker rm -f v1 v2 >/dev/null
+
 log "bad input: clear errors, state unchanged"
 before=$(pools | jq -c '[.pools[] | {id, held, runs}]')
 expect_fail "overlapping subnet refused, holder named" "overlaps pool 10.98.0.0/24 (PoolID" \
@@ -130,5 +145,5 @@ expect_eq "pool holds gateway + 2 aux + 4 containers" 7 "$(pool_of 10.98.0.0/24 
 
 log "network removal releases pools"
 docker rm -f c1 c2 c3 c4 cd1 >/dev/null
-for n in ipn1 ipn2 ipd1 ipd2 ipt; do check "network rm $n" docker network rm $n; done
+for n in ipn1 ipn2 ipd1 ipd2 ipt ipv6n ipv6d; do check "network rm $n" docker network rm $n; done
 expect_eq "no pools left" 0 "$(pools | jq '.pools | length')"
