@@ -17,8 +17,8 @@ run docker plugin ls
 
 say "Volume driver: a volume owned by 1000:1000 with mode 0750, written in one container, read in another"
 run docker volume create -d $PREFIX-volume -o uid=1000 -o gid=1000 -o mode=0750 demo-vol
-run docker run --rm -v demo-vol:/data $IMAGE sh -c 'echo hello from the first container > /data/greeting; ls -ln /data; stat -c "%u:%g %a" /data'
-run docker run --rm -v demo-vol:/data $IMAGE cat /data/greeting
+run docker run --rm -v demo-vol:/vol $IMAGE sh -c 'echo hello from the first container > /vol/greeting; ls -ln /vol; stat -c "owner %u:%g mode %a" /vol'
+run docker run --rm -v demo-vol:/vol $IMAGE cat /vol/greeting
 run docker volume inspect -f '{{json .Status}}' demo-vol
 
 say "Network + IPAM: a bridge network of ours with addresses from our IPAM; two containers ping each other"
@@ -40,7 +40,8 @@ run docker run --rm $IMAGE echo "an ordinary container is allowed"
 run docker run --rm --privileged $IMAGE true || true
 run docker plugin disable $PREFIX-authz:latest || true
 echo '{}' > "$E2E_DIR/daemon.json"; kill -HUP "$DOCKERD_PID"; retry 25 docker ps
-tail -n 3 "$E2E_DIR/audit/audit.log" 2>/dev/null >&2
+say "The audit trail (host side of the plugin's audit mount): the last decisions"
+run tail -n 3 "$E2E_DIR/audit/audit.log" >&2
 
 say "Cleaning up: containers, networks, volumes, plugins and the private daemon"
 docker network rm demo-net >/dev/null

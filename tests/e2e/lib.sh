@@ -178,6 +178,6 @@ e2e_teardown() {
   if [ "$E2E_FAILS" -gt 0 ]; then
     log "$E2E_PASSES passed, $E2E_FAILS FAILED"; exit 1
   fi
-  log "$E2E_PASSES passed"
+  [ "$E2E_PASSES" -gt 0 ] && log "$E2E_PASSES passed"
   exit "$rc"
 }
