@@ -157,6 +157,12 @@ check "dockerd did not forget it (Get still answers)" retry 50 sh -c "docker vol
 expect_fail "mounting it fails with a clear message" "data missing" docker run --rm -v lost:/x $IMAGE true
 check "it can be removed" docker volume rm lost
 
+# --- Reinstall (plugin rm -f, create, enable with the same host directories): nothing lost.
+check "plugin rm -f" docker plugin rm -f $P
+e2e_install volume
+check "keep listed after a reinstall" retry 50 sh -c "docker volume ls -q | grep -qx keep"
+expect_eq "keep data after a reinstall" "precious" "$(run -v keep:/x $IMAGE cat /x/f)"
+
 check "rm keep" docker volume rm keep
 check "keep data deleted" test ! -e "$DATA/keep"
 check "plugin logged reconciliation" grep -q reconciled <(plugin_log $P)
