@@ -376,3 +376,84 @@ fn config_json_matches_the_settings() {
     common::config::check_config_json::<Config>(include_str!("../../deploy/network/config.json"))
         .unwrap();
 }
+
+#[tokio::test]
+async fn swarm_only_calls_are_answered() {
+    let fake = FakeSys::new();
+    let svc = service(&fake, &common::Store::temporary().unwrap());
+    let (s, v) = call(&svc, "DiscoverNew", json!({"DiscoveryType": 1, "DiscoveryData": {"Address": "10.0.0.5", "BindAddress": "", "Self": true}})).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({})));
+    let (s, v) = call(
+        &svc,
+        "AllocateNetwork",
+        create_net(NET, json!({}), "10.99.0.0/24"),
+    )
+    .await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"Options": {}})));
+    let (s, v) = call(&svc, "FreeNetwork", json!({"NetworkID": NET})).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({})));
+    assert!(fake.calls().is_empty(), "swarm calls change nothing");
+}
+
+#[tokio::test]
+async fn host_port_zero_and_ranges_are_chosen() {
+    let fake = FakeSys::new();
+    let svc = service(&fake, &common::Store::temporary().unwrap());
+    call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET, json!({}), "10.99.0.0/24"),
+    )
+    .await;
+    call(&svc, "CreateEndpoint", create_ep(NET, EP, "10.99.0.2/24")).await;
+    call(&svc, "CreateEndpoint", create_ep(NET, EP2, "10.99.0.3/24")).await;
+    let pec = |ep: &str, host: u16, end: u16| {
+        json!({"NetworkID": NET, "EndpointID": ep, "Options": {"com.docker.network.portmap": [
+        {"Proto": 17, "IP": "", "Port": 53, "HostIP": "", "HostPort": host, "HostPortEnd": end}]}})
+    };
+    let (s, v) = call(&svc, "ProgramExternalConnectivity", pec(EP, 9000, 9002)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = call(&svc, "ProgramExternalConnectivity", pec(EP2, 9000, 9002)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut ports: Vec<u16> = fake
+        .firewall()
+        .unwrap()
+        .ports
+        .iter()
+        .map(|p| p.host_port)
+        .collect();
+    ports.sort();
+    assert_eq!(
+        ports,
+        vec![9000, 9001],
+        "the range gives the next free port"
+    );
+    call(
+        &svc,
+        "RevokeExternalConnectivity",
+        json!({"NetworkID": NET, "EndpointID": EP2}),
+    )
+    .await;
+    let (s, _) = call(&svc, "ProgramExternalConnectivity", pec(EP2, 0, 0)).await;
+    assert_eq!(s, StatusCode::OK);
+    let fw = fake.firewall().unwrap();
+    let picked = fw
+        .ports
+        .iter()
+        .find(|p| p.container_ip.to_string() == "10.99.0.3")
+        .unwrap();
+    assert!(
+        picked.host_port >= 49153 && picked.proto == 17,
+        "{picked:?}"
+    );
+    let (_, v) = call(
+        &svc,
+        "EndpointOperInfo",
+        json!({"NetworkID": NET, "EndpointID": EP2}),
+    )
+    .await;
+    assert_eq!(
+        v["Value"]["published_ports"][0]["HostPort"],
+        picked.host_port
+    );
+}
