@@ -5,6 +5,7 @@
 //! ```toml
 //! default = "allow"              # what happens when no rule matches (default: "deny")
 //! allow_unknown_routes = false   # routes the table does not know are denied unless true
+//! audit = true                   # false: no audit lines while this policy is in force
 //!
 //! [[rule]]
 //! name = "no-privileged"
@@ -66,6 +67,10 @@ pub struct PolicySpec {
     /// Let routes the table does not know through to the rules (default: deny them).
     #[serde(default)]
     pub allow_unknown_routes: bool,
+    /// `false`: decisions under this policy write no audit lines (the `AUDIT` setting can only
+    /// turn auditing off, never on).
+    #[serde(default)]
+    pub audit: Option<bool>,
     /// The rules, first match wins.
     #[serde(default, rename = "rule")]
     pub rules: Vec<toml::Spanned<RuleSpec>>,
@@ -354,6 +359,8 @@ pub struct Policy {
     default_message: String,
     /// Whether unknown routes reach the rules.
     pub allow_unknown_routes: bool,
+    /// Whether decisions under this policy are audited.
+    pub audit: bool,
     /// All rules in file order.
     pub rules: Vec<Rule>,
     /// Request-phase rules that can match each action.
@@ -696,6 +703,7 @@ impl Policy {
                 .default_message
                 .unwrap_or_else(|| "denied by the default of the policy".into()),
             allow_unknown_routes: spec.allow_unknown_routes,
+            audit: spec.audit.unwrap_or(true),
             rules,
             request_index,
             response_index,
@@ -711,6 +719,7 @@ impl Policy {
             default: Effect::Deny,
             default_message: format!("no valid authorization policy is loaded ({reason})"),
             allow_unknown_routes: false,
+            audit: true,
             rules: Vec::new(),
             request_index: HashMap::new(),
             response_index: HashMap::new(),

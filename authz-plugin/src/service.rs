@@ -232,7 +232,11 @@ impl Service {
                 )
             }
         };
-        if log && self.settings.audit && !(self.settings.denials_only && decision == "allow") {
+        if log
+            && self.settings.audit
+            && policy.audit
+            && !(self.settings.denials_only && decision == "allow")
+        {
             self.audit(phase, req, policy, v, decision);
         }
         reply
@@ -477,6 +481,15 @@ privileged = true
         let s = service(sys.clone(), Mode::Enforce, false);
         assert!(!s.authz_request(&create(true)).allow);
         assert!(s.authz_request(&create(false)).allow);
+    }
+
+    #[test]
+    fn a_policy_can_turn_auditing_off() {
+        let sys = Arc::new(FakeSys::default());
+        sys.set_policy("default = \"allow\"\naudit = false\n");
+        let s = service(sys.clone(), Mode::Enforce, false);
+        assert!(s.authz_request(&create(true)).allow);
+        assert!(sys.audit_lines().is_empty());
     }
 
     #[test]
