@@ -56,6 +56,7 @@ docker rm -f holder >/dev/null
 expect_contains "Unmount on container exit" '"Mounts":0' "$(status v1)"
 check "volume rm after the container is gone" docker volume rm v1
 check "dir data deleted with the volume" test ! -e "$DATA/v1"
+check "moved-aside data is deleted in the background" retry 50 sh -c "! ls -A '$DATA' | grep -q '^.trash-v1'"
 check "v1 gone from volume ls" sh -c "! docker volume ls -q | grep -qx v1"
 
 # --- Mount accounting by ID, straight on the socket.

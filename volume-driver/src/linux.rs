@@ -109,6 +109,10 @@ impl Sys for LinuxSys {
         }
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
     fn is_dir(&self, path: &Path) -> io::Result<bool> {
         match fs::metadata(path) {
             Ok(m) => Ok(m.is_dir()),

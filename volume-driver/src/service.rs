@@ -339,17 +339,33 @@ impl Service {
         self.sys
             .release_mountpoint(&target)
             .map_err(|e| Self::io(name, "unmount", &target, e))?;
+        // A dir volume's data is first moved aside (one rename, however big the volume), then
+        // the record goes, then the data is deleted in the background: dockerd's 1-minute
+        // Remove timeout never meets a long delete, and a crash in between is repaired at start
+        // (trash of a still-recorded volume is put back, other trash is deleted).
+        let mut trash = None;
         if rec.spec.kind == Kind::Dir {
             let path = self.data_path(name);
-            let sys = self.sys.clone();
-            let p = path.clone();
-            tokio::task::spawn_blocking(move || sys.remove_tree(&p))
-                .await
-                .map_err(|e| Self::io(name, "delete", &path, std::io::Error::other(e)))?
-                .map_err(|e| Self::io(name, "delete", &path, e))?;
+            let t = self.paths.data_dir.join(trash_name(name));
+            match self.sys.rename(&path, &t) {
+                Ok(()) => trash = Some(t),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Self::io(name, "move aside", &path, e)),
+            }
         }
-        self.volumes.remove(name)?;
-        self.store.flush().await?;
+        let stored = match self.volumes.remove(name) {
+            Ok(_) => self.store.flush().await.map_err(VolumeError::from),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = stored {
+            if let Some(t) = &trash {
+                let _ = self.sys.rename(t, &self.data_path(name));
+            }
+            return Err(e);
+        }
+        if let Some(t) = trash {
+            self.delete_in_background(t);
+        }
         if let Ok(mut i) = self.index.write() {
             i.remove(name);
         }
@@ -359,6 +375,17 @@ impl Service {
         }
         tracing::info!(volume = name, "removed");
         Ok(())
+    }
+
+    /// Delete a moved-aside data directory without holding up the caller.
+    fn delete_in_background(&self, path: PathBuf) {
+        let sys = self.sys.clone();
+        tokio::task::spawn_blocking(move || match sys.remove_tree(&path) {
+            Ok(()) => tracing::debug!(path = %path.display(), "deleted removed volume data"),
+            Err(e) => {
+                tracing::error!(path = %path.display(), "cannot delete removed volume data (retried at next start): {e}")
+            }
+        });
     }
 
     /// Make the volume's data appear at its mount point.
@@ -680,6 +707,16 @@ impl Service {
                 Err(e) => tracing::error!("unreadable volume record: {e}"),
             }
         }
+        // Interrupted removes first, so data put back is not reported missing below.
+        let entries = self.sys.list_dir(&self.paths.data_dir).unwrap_or_else(|e| {
+            tracing::error!(dir = %self.paths.data_dir.display(), "cannot list the data directory: {e}");
+            Vec::new()
+        });
+        for e in &entries {
+            if let Some(owner) = trash_owner(e) {
+                self.settle_trash(owner, e, &known).await;
+            }
+        }
         let mut records = Vec::new();
         for name in &known {
             let _guard = self.lock(name).await;
@@ -751,21 +788,50 @@ impl Service {
                 }
             }
         }
-        match self.sys.list_dir(&self.paths.data_dir) {
-            Ok(entries) => {
-                for e in entries {
-                    if !known.contains(&e) {
-                        tracing::warn!(entry = %e, dir = %self.paths.data_dir.display(), "data directory of no known volume (kept; remove it by hand if unwanted)");
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(dir = %self.paths.data_dir.display(), "cannot list the data directory: {e}")
+        for e in &entries {
+            if trash_owner(e).is_none() && !known.contains(e) {
+                tracing::warn!(entry = %e, dir = %self.paths.data_dir.display(), "data directory of no known volume (kept; remove it by hand if unwanted)");
             }
         }
         tracing::info!(volumes = known.len(), "reconciled");
         self.refresh_usage(records).await;
         Ok(())
+    }
+
+    /// Data moved aside by a `Remove` that a crash interrupted: put it back if the volume is
+    /// still recorded and has no data, delete it otherwise.
+    async fn settle_trash(&self, owner: &str, entry: &str, known: &[String]) {
+        let trash = self.paths.data_dir.join(entry);
+        if known.iter().any(|k| k == owner) {
+            let _guard = self.lock(owner).await;
+            let data = self.data_path(owner);
+            match self.sys.is_dir(&data) {
+                Ok(false) => match self.sys.rename(&trash, &data) {
+                    Ok(()) => {
+                        tracing::warn!(
+                            volume = owner,
+                            "put back the data of an interrupted remove"
+                        );
+                        self.set_problem(owner, None);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(volume = owner, "cannot put back the data of an interrupted remove (kept in {entry}): {e}");
+                        return;
+                    }
+                },
+                Ok(true) => {}
+                Err(e) => {
+                    tracing::error!(
+                        volume = owner,
+                        "cannot check the data directory (kept {entry}): {e}"
+                    );
+                    return;
+                }
+            }
+        }
+        tracing::info!(entry, "deleting the data of a removed volume");
+        self.delete_in_background(trash);
     }
 
     /// Measure `dir`/`bind` volumes in a blocking task and cache the figures.
@@ -805,6 +871,24 @@ impl Service {
             tracing::error!("usage measurement task failed: {e}");
         }
     }
+}
+
+/// Prefix of moved-aside data directories (no volume name starts with '.').
+const TRASH_PREFIX: &str = ".trash-";
+
+/// `.trash-<name>.<nanos>`: unique even when a name is removed, re-created and removed again.
+fn trash_name(name: &str) -> String {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    format!("{TRASH_PREFIX}{name}.{nanos}")
+}
+
+/// The volume name inside a trash entry name.
+fn trash_owner(entry: &str) -> Option<&str> {
+    entry
+        .strip_prefix(TRASH_PREFIX)
+        .and_then(|rest| rest.rsplit_once('.'))
+        .map(|(name, _)| name)
+        .filter(|n| options::validate_name(n).is_ok())
 }
 
 fn poisoned() -> VolumeError {

@@ -51,6 +51,8 @@ pub trait Sys: Send + Sync + 'static {
     fn make_volume_dir(&self, path: &Path, own: Ownership) -> io::Result<bool>;
     /// Delete `path` and everything below it without following symlinks; missing is fine.
     fn remove_tree(&self, path: &Path) -> io::Result<()>;
+    /// Rename `from` to `to` (same filesystem; used to move a removed volume's data aside).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Whether `path` is an existing directory.
     fn is_dir(&self, path: &Path) -> io::Result<bool>;
     /// Names of the entries of directory `path`.
@@ -250,6 +252,28 @@ impl Sys for FakeSys {
     fn remove_tree(&self, path: &Path) -> io::Result<()> {
         let mut st = self.call(format!("remove_tree {}", path.display()))?;
         st.dirs.retain(|d, _| !d.starts_with(path));
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.call(format!("rename {} {}", from.display(), to.display()))?;
+        if !st.dirs.contains_key(from) {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        let moved: Vec<(PathBuf, Ownership)> = st
+            .dirs
+            .iter()
+            .filter(|(d, _)| d.starts_with(from))
+            .map(|(d, o)| (d.clone(), *o))
+            .collect();
+        for (d, o) in moved {
+            st.dirs.remove(&d);
+            let rest = d
+                .strip_prefix(from)
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            st.dirs.insert(to.join(rest), o);
+        }
         Ok(())
     }
 

@@ -174,8 +174,17 @@ async fn mount_accounting_by_id() {
     svc.unmount("v", "bbb").await.unwrap();
 
     svc.remove("v").await.unwrap();
-    assert!(fake.calls().iter().any(|c| c == "remove_tree /data/v"));
+    assert!(fake
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("rename /data/v /data/.trash-v.")));
     assert!(fake.dir("/data/v").is_none());
+    wait_for(|| {
+        fake.calls()
+            .iter()
+            .any(|c| c.starts_with("remove_tree /data/.trash-v."))
+    })
+    .await;
     assert!(matches!(svc.get("v"), Err(VolumeError::NotFound(_))));
 }
 
@@ -447,4 +456,49 @@ async fn index_is_rebuilt_from_the_store() {
     let l = svc.list().unwrap();
     assert_eq!(l.len(), 2);
     assert_eq!(l[1].name, "y");
+}
+
+async fn wait_for(mut cond: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("condition not met in time");
+}
+
+#[tokio::test]
+async fn interrupted_remove_is_repaired_at_start() {
+    let (svc, fake) = setup(&[]);
+    svc.create("kept", None).await.unwrap();
+    fake.add_dir("/data/kept/file");
+    // A crash after the data was moved aside but before the record was removed.
+    fake.rename(Path::new("/data/kept"), Path::new("/data/.trash-kept.123"))
+        .unwrap();
+    // A crash after the record was removed but before the data was deleted.
+    fake.add_dir("/data/.trash-gone.456");
+    svc.reconcile().await.unwrap();
+    assert!(fake.dir("/data/kept/file").is_some(), "data put back");
+    assert_eq!(status_of(&svc, "kept")["State"], "ok");
+    wait_for(|| fake.dir("/data/.trash-gone.456").is_none()).await;
+}
+
+#[tokio::test]
+async fn remove_with_failing_rename_keeps_everything() {
+    let (svc, fake) = setup(&[]);
+    svc.create("v", None).await.unwrap();
+    fake.fail_nth(2); // release_mountpoint, then rename
+    let e = svc.remove("v").await.unwrap_err().to_string();
+    assert!(e.contains("move aside"), "{e}");
+    assert!(fake.dir("/data/v").is_some());
+    assert!(svc.get("v").is_ok());
+}
+
+#[test]
+fn trash_names_round_trip() {
+    let t = trash_name("my.vol-1");
+    assert_eq!(trash_owner(&t), Some("my.vol-1"));
+    assert_eq!(trash_owner("v1"), None);
+    assert_eq!(trash_owner(".trash-"), None);
 }
