@@ -44,8 +44,18 @@ cycle() { # cycle <ipam-args...>: create a network, run a container on it, remov
   echo $(((e - s) / 1000))
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-builtin=$(for ((i = 0; i < runs; i++)); do cycle; done | median)
-ours=$(for ((i = 0; i < runs; i++)); do cycle --ipam-driver "$PREFIX-ipam:latest"; done | median)
+# Interleaved (one of each per round) so that load from elsewhere hits both alike; one warm-up.
+cycle >/dev/null; cycle --ipam-driver "$PREFIX-ipam:latest" >/dev/null
+: >"$E2E_DIR/builtin"; : >"$E2E_DIR/ours"
+for ((i = 0; i < runs; i++)); do
+  cycle >>"$E2E_DIR/builtin"
+  cycle --ipam-driver "$PREFIX-ipam:latest" >>"$E2E_DIR/ours"
+done
+builtin=$(median <"$E2E_DIR/builtin")
+ours=$(median <"$E2E_DIR/ours")
+# The plugin's own time per call, from its request log.
+calls=$(plugin_log "$PREFIX-ipam:latest" | grep -o 'path=/IpamDriver[^ ]* status=200 micros=[0-9]*' | sed 's/.*micros=//' | median)
 printf '%-48s %10s ms\n' "network+container cycle, built-in IPAM" "$(awk -v u="$builtin" 'BEGIN{printf "%.1f", u/1000}')"
 printf '%-48s %10s ms\n' "network+container cycle, outboard-ipam" "$(awk -v u="$ours" 'BEGIN{printf "%.1f", u/1000}')"
+printf '%-48s %10s ms\n' "median IpamDriver call inside the plugin" "$(awk -v u="$calls" 'BEGIN{printf "%.2f", u/1000}')"
 printf '%-48s %10s\n' "ratio outboard/built-in" "$(awk -v a="$ours" -v b="$builtin" 'BEGIN{printf "%.2f", a/b}')"

@@ -139,18 +139,52 @@ pub enum AllocError {
     Exhausted,
 }
 
+/// The in-memory form of a run: the distance from its first to its last address, and the
+/// kind. 16 bytes instead of the 32 of a [`Run`], which matters for a badly fragmented held set
+/// (a million single-address runs). A run grows one allocation at a time, so its span can never
+/// reach 2^64; runs whose span would not fit are simply not merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    span: u64,
+    kind: Kind,
+}
+
+impl Slot {
+    fn of(start: u128, run: &Run) -> Option<Self> {
+        u64::try_from(run.end.checked_sub(start)?)
+            .ok()
+            .map(|span| Self {
+                span,
+                kind: run.kind,
+            })
+    }
+
+    fn run(self, start: u128) -> Run {
+        Run {
+            end: start + u128::from(self.span),
+            kind: self.kind,
+        }
+    }
+
+    fn len(self) -> u128 {
+        u128::from(self.span) + 1
+    }
+}
+
 /// The held set and cursor of one pool.
 #[derive(Debug, Clone)]
 pub struct Allocator {
     layout: Layout,
     order: Order,
-    held: BTreeMap<u128, Run>,
+    held: BTreeMap<u128, Slot>,
     cursor: u128,
     count: u128,
 }
 
-fn run_len(start: u128, run: &Run) -> u128 {
-    run.end - start + 1
+/// Whether a run from `start` to `end` can be held as one [`Slot`].
+fn fits(start: u128, end: u128) -> bool {
+    end.checked_sub(start)
+        .is_some_and(|d| d <= u128::from(u64::MAX))
 }
 
 impl Allocator {
@@ -181,27 +215,38 @@ impl Allocator {
         sorted.sort_by_key(|(s, _)| *s);
         let mut cur: Option<(u128, Run)> = None;
         for (start, run) in sorted {
-            if run.end < start || start < a.layout.first || run.end > a.layout.last {
+            if run.end < start
+                || start < a.layout.first
+                || run.end > a.layout.last
+                || !fits(start, run.end)
+            {
                 return Err(format!("stored run {start:#x}..{:#x} is invalid", run.end));
             }
             cur = match cur {
                 Some((cs, mut cr))
                     if start <= cr.end || (start == cr.end + 1 && run.kind == cr.kind) =>
                 {
-                    cr.end = cr.end.max(run.end);
-                    Some((cs, cr))
+                    let end = cr.end.max(run.end);
+                    if fits(cs, end) {
+                        cr.end = end;
+                        Some((cs, cr))
+                    } else if start > cr.end {
+                        // Adjacent but too long to be one slot: keep them apart.
+                        a.insert_slot(cs, &cr);
+                        Some((start, run))
+                    } else {
+                        return Err(format!("stored runs at {cs:#x} and {start:#x} overlap"));
+                    }
                 }
                 Some((cs, cr)) => {
-                    a.count += run_len(cs, &cr);
-                    a.held.insert(cs, cr);
+                    a.insert_slot(cs, &cr);
                     Some((start, run))
                 }
                 None => Some((start, run)),
             };
         }
         if let Some((cs, cr)) = cur {
-            a.count += run_len(cs, &cr);
-            a.held.insert(cs, cr);
+            a.insert_slot(cs, &cr);
         }
         if let Some(c) = cursor {
             if c >= a.layout.win_lo && c <= a.layout.win_hi {
@@ -209,6 +254,15 @@ impl Allocator {
             }
         }
         Ok(a)
+    }
+
+    fn insert_slot(&mut self, start: u128, run: &Run) {
+        if let Some(slot) = Slot::of(start, run) {
+            self.count += slot.len();
+            if let Some(old) = self.held.insert(start, slot) {
+                self.count -= old.len();
+            }
+        }
     }
 
     /// The geometry.
@@ -233,7 +287,7 @@ impl Allocator {
 
     /// Held runs in address order.
     pub fn runs(&self) -> impl Iterator<Item = (u128, Run)> + '_ {
-        self.held.iter().map(|(s, r)| (*s, *r))
+        self.held.iter().map(|(s, slot)| (*s, slot.run(*s)))
     }
 
     /// Number of runs.
@@ -246,8 +300,8 @@ impl Allocator {
         self.held
             .range(..=a)
             .next_back()
+            .map(|(s, slot)| (*s, slot.run(*s)))
             .filter(|(_, r)| r.end >= a)
-            .map(|(s, r)| (*s, *r))
     }
 
     fn reserved_containing(&self, a: u128) -> Option<(u128, u128)> {
@@ -327,12 +381,16 @@ impl Allocator {
         let prev = a
             .checked_sub(1)
             .and_then(|p| self.held.range(..=p).next_back())
+            .map(|(s, slot)| (*s, slot.run(*s)))
             .filter(|(_, r)| Some(r.end) == a.checked_sub(1) && r.kind == kind)
-            .map(|(s, _)| *s);
+            .map(|(s, _)| s);
         let next = a
             .checked_add(1)
-            .and_then(|n| self.held.get(&n).map(|r| (n, *r)))
+            .and_then(|n| self.held.get(&n).map(|slot| (n, slot.run(n))))
             .filter(|(_, r)| r.kind == kind);
+        // Merge only into runs that stay representable (never an issue below 2^64 addresses).
+        let prev = prev.filter(|ps| fits(*ps, next.map_or(a, |(_, nr)| nr.end)));
+        let next = next.filter(|(_, nr)| fits(prev.unwrap_or(a), nr.end));
         let ops = match (prev, next) {
             (Some(ps), Some((ns, nr))) => vec![Op::Put(ps, Run { end: nr.end, kind }), Op::Del(ns)],
             (Some(ps), None) => vec![Op::Put(ps, Run { end: a, kind })],
@@ -365,15 +423,11 @@ impl Allocator {
     pub fn apply(&mut self, change: &Change) {
         for op in &change.ops {
             match *op {
-                Op::Put(s, run) => {
-                    if let Some(old) = self.held.insert(s, run) {
-                        self.count -= run_len(s, &old);
-                    }
-                    self.count += run_len(s, &run);
-                }
+                // Planned runs always fit a slot (plan_insert checks).
+                Op::Put(s, run) => self.insert_slot(s, &run),
                 Op::Del(s) => {
                     if let Some(old) = self.held.remove(&s) {
-                        self.count -= run_len(s, &old);
+                        self.count -= old.len();
                     }
                 }
             }
