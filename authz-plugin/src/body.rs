@@ -13,6 +13,9 @@ use crate::route::clean_path;
 /// Fold a JSON key the way Go matches struct fields: ASCII case-insensitively, plus the two
 /// non-ASCII letters Go folds onto ASCII (U+017F long s, U+212A Kelvin sign).
 pub fn fold_key(k: &str) -> String {
+    if k.is_ascii() {
+        return k.to_ascii_lowercase();
+    }
     k.chars()
         .map(|c| match c {
             '\u{017F}' => 's',
@@ -91,17 +94,36 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let folded = fold_key(&key);
+        while let Some(folded) = map.next_key_seed(FoldedKey)? {
             if out.contains_key(&folded) {
                 return Err(serde::de::Error::custom(format!(
-                    "duplicate or case-variant key {key:?}"
+                    "duplicate or case-variant key {folded:?} (keys compared case-insensitively)"
                 )));
             }
             let v = map.next_value_seed(Strict)?;
             out.insert(folded, v);
         }
         Ok(Value::Object(out))
+    }
+}
+
+/// An object key, folded while it is read (one allocation per key).
+struct FoldedKey;
+
+impl<'de> DeserializeSeed<'de> for FoldedKey {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FoldedKey {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<String, E> {
+        Ok(fold_key(v))
     }
 }
 
