@@ -25,10 +25,11 @@ pub trait Sys: Send + Sync {
     fn policy_stamp(&self, path: &Path) -> io::Result<Stamp>;
     /// The policy file's bytes.
     fn read_policy(&self, path: &Path) -> io::Result<Vec<u8>>;
-    /// Append one audit line (without the newline) to the audit file, and queue it for the
-    /// plugin log.
-    fn append_audit(&self, line: &str) -> io::Result<()>;
-    /// Write the queued audit lines to the plugin log (stdout, which dockerd collects).
+    /// Queue one audit line (without the newline) for the audit file and the plugin log; an
+    /// `urgent` line (a denial) is written to the file before this returns, with all before it.
+    fn append_audit(&self, line: &str, urgent: bool) -> io::Result<()>;
+    /// Write the queued audit lines to the file and to the plugin log (stdout, which dockerd
+    /// collects).
     fn flush_log(&self);
     /// Our managed-plugin ID, if it can be learnt.
     fn self_id(&self) -> Option<String>;
@@ -39,6 +40,7 @@ pub trait Sys: Send + Sync {
 pub struct RealSys {
     audit_path: Option<PathBuf>,
     audit: Mutex<Option<File>>,
+    file_buf: Mutex<Vec<u8>>,
     log_buf: Mutex<Vec<u8>>,
 }
 
@@ -51,7 +53,44 @@ impl RealSys {
         Self {
             audit_path,
             audit: Mutex::new(None),
+            file_buf: Mutex::new(Vec::new()),
             log_buf: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl RealSys {
+    /// Write the queued file lines: one write(2) on an O_APPEND file, so batches never
+    /// interleave. The file lock is taken first and held while writing, so batches keep their
+    /// order.
+    fn write_file(&self) -> io::Result<()> {
+        let Some(path) = &self.audit_path else {
+            return Ok(());
+        };
+        let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = std::mem::take(&mut *self.file_buf.lock().unwrap_or_else(|p| p.into_inner()));
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if guard.is_none() {
+            *guard = Some(OpenOptions::new().create(true).append(true).open(path)?);
+        }
+        let res = guard
+            .as_mut()
+            .map(|f| f.write_all(&bytes))
+            .unwrap_or(Ok(()));
+        if res.is_err() {
+            // Reopen next time (the directory may have been replaced).
+            *guard = None;
+        }
+        res
+    }
+
+    fn write_log(&self) {
+        let bytes = std::mem::take(&mut *self.log_buf.lock().unwrap_or_else(|p| p.into_inner()));
+        if !bytes.is_empty() {
+            // One write for the batch; a failing stdout must not fail decisions.
+            let _ = io::stdout().lock().write_all(&bytes);
         }
     }
 }
@@ -71,41 +110,36 @@ impl Sys for RealSys {
         std::fs::read(path)
     }
 
-    fn append_audit(&self, line: &str) -> io::Result<()> {
-        let full = {
+    fn append_audit(&self, line: &str, urgent: bool) -> io::Result<()> {
+        let log_full = {
             let mut buf = self.log_buf.lock().unwrap_or_else(|p| p.into_inner());
             buf.extend_from_slice(line.as_bytes());
             buf.push(b'\n');
             buf.len() > LOG_BUF_MAX
         };
-        if full {
-            self.flush_log();
+        if log_full {
+            self.write_log();
         }
-        let Some(path) = &self.audit_path else {
+        if self.audit_path.is_none() {
             return Ok(());
+        }
+        let file_full = {
+            let mut buf = self.file_buf.lock().unwrap_or_else(|p| p.into_inner());
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+            buf.len() > LOG_BUF_MAX
         };
-        let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(OpenOptions::new().create(true).append(true).open(path)?);
+        if urgent || file_full {
+            return self.write_file();
         }
-        let mut buf = Vec::with_capacity(line.len() + 1);
-        buf.extend_from_slice(line.as_bytes());
-        buf.push(b'\n');
-        // One write(2) per line on an O_APPEND file: lines never interleave.
-        let res = guard.as_mut().map(|f| f.write_all(&buf)).unwrap_or(Ok(()));
-        if res.is_err() {
-            // Reopen next time (the directory may have been replaced).
-            *guard = None;
-        }
-        res
+        Ok(())
     }
 
     fn flush_log(&self) {
-        let bytes = std::mem::take(&mut *self.log_buf.lock().unwrap_or_else(|p| p.into_inner()));
-        if !bytes.is_empty() {
-            // One write for the batch; a failing stdout must not fail decisions.
-            let _ = io::stdout().lock().write_all(&bytes);
+        if let Err(e) = self.write_file() {
+            tracing::warn!("cannot write the audit file: {e}");
         }
+        self.write_log();
     }
 
     fn self_id(&self) -> Option<String> {
@@ -176,7 +210,7 @@ impl Sys for FakeSys {
         }
     }
 
-    fn append_audit(&self, line: &str) -> io::Result<()> {
+    fn append_audit(&self, line: &str, _urgent: bool) -> io::Result<()> {
         if self.fail_audit.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(io::Error::other("injected audit failure"));
         }
@@ -197,6 +231,28 @@ impl Sys for FakeSys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_file_batches_allows_and_writes_denials_at_once() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let path = dir.path().join("audit.log");
+        let sys = RealSys::new(Some(path.clone()));
+        let read = || std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(sys.append_audit("a1", false).is_ok());
+        assert_eq!(read(), "", "allows are batched");
+        assert!(sys.append_audit("d1", true).is_ok());
+        assert_eq!(
+            read(),
+            "a1\nd1\n",
+            "a denial writes everything before it, in order"
+        );
+        assert!(sys.append_audit("a2", false).is_ok());
+        sys.flush_log();
+        assert_eq!(read(), "a1\nd1\na2\n");
+    }
 
     #[test]
     fn id_from_mountinfo() {

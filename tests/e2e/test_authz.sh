@@ -32,9 +32,10 @@ probe() {
   probe_n=$((probe_n + 1))
   local name=outboard-probe-$$-$probe_n
   curl -s --unix-socket "$SOCK" "http://d/v1.41/volumes/$name" >/dev/null
-  grep -q "$name" "$AUDIT" 2>/dev/null
+  # Allow lines reach the audit file in batches (200 ms).
+  retry 10 grep -q "$name" "$AUDIT"
 }
-authz_on() { set_daemon_authz on && retry 25 probe; }
+authz_on() { set_daemon_authz on && retry 10 probe; }
 authz_off() { set_daemon_authz off; }
 plugin_sock() {
   local id; id=$(plugin_id "$N")
