@@ -184,7 +184,6 @@ async fn errors_are_non_200_with_err() {
 /// The real thing: a unix socket, a raw HTTP/1.1 request as dockerd writes it.
 #[tokio::test]
 async fn serves_on_a_unix_socket() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("ipam.sock");
     let rt = common::RuntimeConfig::default();
@@ -197,15 +196,10 @@ async fn serves_on_a_unix_socket() {
     let server = tokio::spawn(common::http::serve(bound, app(&store), async move {
         let _ = rx.await;
     }));
-    let mut s = tokio::net::UnixStream::connect(&sock).await.unwrap();
     let body = "{\"AddressSpace\":\"OutboardLocal\",\"Pool\":\"\",\"SubPool\":\"\",\"Options\":{},\"V6\":false}\n";
-    let req = format!(
-        "POST /IpamDriver.RequestPool HTTP/1.1\r\nHost: \r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: {}\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
+    let out = common::testing::dockerd_post(&sock, "/IpamDriver.RequestPool", body)
+        .await
+        .unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.contains("\"Pool\":\"10.200.0.0/24\""), "{out}");
     tx.send(()).unwrap();

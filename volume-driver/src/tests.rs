@@ -190,7 +190,6 @@ fn config_json_has_the_mounts_the_design_needs() {
 /// no Content-Type).
 #[tokio::test]
 async fn unix_socket_round_trip() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (app, _) = app();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v.sock");
@@ -203,15 +202,10 @@ async fn unix_socket_round_trip() {
             })
             .await
     });
-    let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
     let body = "{\"Name\":\"sock1\",\"Opts\":null}\n";
-    let req = format!(
-        "POST /VolumeDriver.Create HTTP/1.1\r\nHost: \r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: {}\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
+    let out = common::testing::dockerd_post(&path, "/VolumeDriver.Create", body)
+        .await
+        .unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.ends_with("{}"), "{out}");
     tx.send(()).unwrap();
