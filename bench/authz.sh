@@ -7,7 +7,7 @@
 #   (c) outboard-authz with a generated 200-rule policy and audit on (file + plugin log).
 # One curl process per batch reuses its connection, so process start-up is not measured.
 # Prints the median per call and the ratio c/b (target ≤ 1.10).
-# Usage: [ROUNDS=8] bash bench/authz.sh [pings] [lists] [creates]   (per round; needs `make rootfs PLUGINS=authz`)
+# Usage: [ROUNDS=8] [C_AUDIT=false] [C_PLUGIN_LOG=false] bash bench/authz.sh [pings] [lists] [creates]   (per round; needs `make rootfs PLUGINS=authz`)
 set -u
 PINGS=${1:-400}
 LISTS=${2:-200}
@@ -87,8 +87,14 @@ use_policy() {
 }
 
 gen_policy > "$E2E_DIR/policy-200.toml"
+# C_AUDIT=false measures (c) with its rules but without audit lines (to split the two costs).
+[ "${C_AUDIT:-true}" = false ] && sed -i '1a audit = false' "$E2E_DIR/policy-200.toml"
 printf 'default = "allow"\naudit = false\n' > "$E2E_DIR/policy-allow-all.toml"
 "$E2E_ROOT/target/x86_64-unknown-linux-gnu/release/outboard-authz" check "$E2E_DIR/policy-200.toml" >&2
+# C_PLUGIN_LOG=false: audit lines only to the file (dockerd then does not log them).
+if [ "${C_PLUGIN_LOG:-true}" = false ]; then
+  docker plugin disable "$N" >/dev/null && docker plugin set "$N" AUDIT_PLUGIN_LOG=false && docker plugin enable "$N" >/dev/null
+fi
 PSOCK=$(plugin_sock)
 # Short rounds interleave the scenarios so that drift in machine load hits all of them alike.
 # Switching is cheap: (a) ↔ authz by the daemon config + SIGHUP, (b) ↔ (c) by the policy file

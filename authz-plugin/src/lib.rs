@@ -40,6 +40,8 @@ pub struct Config {
     pub audit: bool,
     /// `AUDIT_LOG`: file the audit lines are appended to (empty: plugin log only).
     pub audit_log: String,
+    /// `AUDIT_PLUGIN_LOG`: also write the audit lines to the plugin log (dockerd's log).
+    pub audit_plugin_log: bool,
     /// `AUDIT_DENIALS_ONLY`: log only denials and would-denials.
     pub audit_denials_only: bool,
     /// `SELF_PROTECTION`: deny disable/remove/set/upgrade of this plugin.
@@ -59,6 +61,7 @@ impl Default for Config {
             mode: "enforce".into(),
             audit: true,
             audit_log: "/audit/audit.log".into(),
+            audit_plugin_log: true,
             audit_denials_only: false,
             self_protection: true,
             self_name: "outboard-authz:latest".into(),
@@ -172,7 +175,10 @@ impl common::Plugin for Plugin {
         let audit = Some(ctx.config.audit_log.trim())
             .filter(|p| !p.is_empty())
             .map(PathBuf::from);
-        Self::with_sys(&ctx.config, Arc::new(RealSys::new(audit)))
+        Self::with_sys(
+            &ctx.config,
+            Arc::new(RealSys::new(audit, ctx.config.audit_plugin_log)),
+        )
     }
 
     fn router(self: Arc<Self>) -> axum::Router {

@@ -42,19 +42,21 @@ pub struct RealSys {
     audit: Mutex<Option<File>>,
     file_buf: Mutex<Vec<u8>>,
     log_buf: Mutex<Vec<u8>>,
+    plugin_log: bool,
 }
 
 /// Queued plugin-log bytes past which a line flushes at once.
 const LOG_BUF_MAX: usize = 64 << 10;
 
 impl RealSys {
-    /// Audit lines go to `audit_path` (none: only the plugin log).
-    pub fn new(audit_path: Option<PathBuf>) -> Self {
+    /// Audit lines go to `audit_path` (if any) and, with `plugin_log`, to the plugin log.
+    pub fn new(audit_path: Option<PathBuf>, plugin_log: bool) -> Self {
         Self {
             audit_path,
             audit: Mutex::new(None),
             file_buf: Mutex::new(Vec::new()),
             log_buf: Mutex::new(Vec::new()),
+            plugin_log,
         }
     }
 }
@@ -111,7 +113,7 @@ impl Sys for RealSys {
     }
 
     fn append_audit(&self, line: &str, urgent: bool) -> io::Result<()> {
-        let log_full = {
+        let log_full = self.plugin_log && {
             let mut buf = self.log_buf.lock().unwrap_or_else(|p| p.into_inner());
             buf.extend_from_slice(line.as_bytes());
             buf.push(b'\n');
@@ -239,7 +241,7 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         let path = dir.path().join("audit.log");
-        let sys = RealSys::new(Some(path.clone()));
+        let sys = RealSys::new(Some(path.clone()), true);
         let read = || std::fs::read_to_string(&path).unwrap_or_default();
         assert!(sys.append_audit("a1", false).is_ok());
         assert_eq!(read(), "", "allows are batched");
