@@ -68,6 +68,7 @@ e2e_install_packages() {
   command -v ip >/dev/null || need+=(iproute2)
   command -v iptables >/dev/null || need+=(iptables)
   command -v nft >/dev/null || need+=(nftables)
+  command -v openssl >/dev/null || need+=(openssl)
   if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     apt-get update -qq >/dev/null
