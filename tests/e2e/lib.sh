@@ -24,10 +24,12 @@ docker() { command "$DOCKER_BIN" "$@"; }
 # check "description" command...: run the command; count and report pass/fail.
 check() {
   local what=$1; shift
-  if "$@" >/dev/null 2>&1; then
+  local out
+  if out=$("$@" 2>&1); then
     E2E_PASSES=$((E2E_PASSES + 1)); printf '  ok   %s\n' "$what" >&2
   else
     E2E_FAILS=$((E2E_FAILS + 1)); printf '  FAIL %s\n' "$what" >&2
+    [ -n "$out" ] && printf '%s\n' "$out" | tail -n 5 | sed 's/^/       | /' >&2
   fi
 }
 # expect_eq "description" expected actual
