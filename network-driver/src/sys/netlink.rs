@@ -35,6 +35,22 @@ fn map_err(e: rtnetlink::Error) -> SysError {
     }
 }
 
+/// `Ok(None)` when the link is already gone (ENODEV): deleting or looking up a missing link is
+/// not an error for idempotent callers.
+fn absent_if_nodev<T>(r: Result<T, rtnetlink::Error>) -> Result<Option<T>, SysError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            let e = map_err(e);
+            if e.errno() == Some(libc::ENODEV) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
 fn to_link(m: LinkMessage) -> Link {
     let mut l = Link {
         index: m.header.index,
@@ -94,18 +110,9 @@ impl Sys for NetlinkSys {
             .get()
             .match_name(name.to_string())
             .execute();
-        match stream.try_next().await {
-            Ok(Some(m)) => Ok(Some(to_link(m))),
-            Ok(None) => Ok(None),
-            Err(e) => {
-                let e = map_err(e);
-                if e.errno() == Some(libc::ENODEV) {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        Ok(absent_if_nodev(stream.try_next().await)?
+            .flatten()
+            .map(to_link))
     }
 
     async fn create_bridge(&self, spec: &BridgeSpec) -> Result<(), SysError> {
@@ -215,17 +222,7 @@ impl Sys for NetlinkSys {
         let Some(l) = self.link(name).await? else {
             return Ok(false);
         };
-        match self.handle.link().del(l.index).execute().await {
-            Ok(()) => Ok(true),
-            Err(e) => {
-                let e = map_err(e);
-                if e.errno() == Some(libc::ENODEV) {
-                    Ok(false)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        Ok(absent_if_nodev(self.handle.link().del(l.index).execute().await)?.is_some())
     }
 
     async fn apply_firewall(&self, rules: &Ruleset) -> Result<(), SysError> {
