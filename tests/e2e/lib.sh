@@ -24,13 +24,16 @@ docker() { command "$DOCKER_BIN" "$@"; }
 # check "description" command...: run the command; count and report pass/fail.
 check() {
   local what=$1; shift
-  local out
-  if out=$("$@" 2>&1); then
+  # Run in this shell (not a $(...) subshell): commands such as e2e_restart_dockerd update
+  # variables the teardown needs. Output goes to a file, shown only on failure.
+  local out="${E2E_DIR:-/tmp}/.check-$$.out"
+  if "$@" >"$out" 2>&1; then
     E2E_PASSES=$((E2E_PASSES + 1)); printf '  ok   %s\n' "$what" >&2
   else
     E2E_FAILS=$((E2E_FAILS + 1)); printf '  FAIL %s\n' "$what" >&2
-    [ -n "$out" ] && printf '%s\n' "$out" | tail -n 5 | sed 's/^/       | /' >&2
+    tail -n 5 "$out" | sed 's/^/       | /' >&2
   fi
+  rm -f "$out"
 }
 # expect_eq "description" expected actual
 expect_eq() {
