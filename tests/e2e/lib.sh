@@ -176,6 +176,13 @@ e2e_teardown() {
     for p in $(docker plugin ls -q 2>/dev/null); do docker plugin rm -f "$p" >/dev/null 2>&1; done
   fi
   e2e_stop_dockerd
+  if [ -n "${E2E_DIR:-}" ]; then
+    # Safety net: container or plugin processes whose containerd shim outlived the daemon.
+    local shim
+    for shim in $(pgrep -f "containerd-shim-runc-v2 -namespace $(basename "$E2E_DIR")"); do
+      pkill -KILL -P "$shim" 2>/dev/null; kill -KILL "$shim" 2>/dev/null
+    done
+  fi
   if [ -n "${E2E_DIR:-}" ] && [ -d "$E2E_DIR" ]; then
     # Unmount whatever dockerd or the plugins left under our directory, deepest first.
     awk -v d="$E2E_DIR" '$5 ~ "^"d {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
