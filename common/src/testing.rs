@@ -18,3 +18,45 @@ pub async fn dockerd_post(sock: &Path, path: &str, body: &str) -> std::io::Resul
     s.read_to_string(&mut out).await?;
     Ok(out)
 }
+
+/// A plugin app served on a unix socket in a fresh directory, for one crate's socket test.
+pub struct SocketServer {
+    /// The socket path to talk to.
+    pub sock: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), crate::BoxError>>,
+}
+
+/// Bind a socket in a new temporary directory and serve `app` on it until [`SocketServer::stop`].
+pub async fn serve_on_socket(app: axum::Router) -> Result<SocketServer, crate::BoxError> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("outboard-test-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let sock = dir.join("p.sock");
+    let rt = crate::RuntimeConfig::default();
+    let bound = crate::discovery::bind("test", &format!("unix://{}", sock.display()), &rt).await?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(crate::http::serve(bound, app, async {
+        let _ = rx.await;
+    }));
+    Ok(SocketServer {
+        sock,
+        dir,
+        stop: Some(tx),
+        task,
+    })
+}
+
+impl SocketServer {
+    /// Shut down gracefully (the socket file is removed) and delete the directory.
+    pub async fn stop(mut self) -> Result<(), crate::BoxError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let served = (&mut self.task).await.map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        served
+    }
+}

@@ -184,25 +184,15 @@ async fn errors_are_non_200_with_err() {
 /// The real thing: a unix socket, a raw HTTP/1.1 request as dockerd writes it.
 #[tokio::test]
 async fn serves_on_a_unix_socket() {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("ipam.sock");
-    let rt = common::RuntimeConfig::default();
-    let bound =
-        common::discovery::bind("outboard-ipam", &format!("unix://{}", sock.display()), &rt)
-            .await
-            .unwrap();
     let store = common::Store::temporary().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(common::http::serve(bound, app(&store), async move {
-        let _ = rx.await;
-    }));
+    let server = common::testing::serve_on_socket(app(&store)).await.unwrap();
+    let sock = server.sock.clone();
     let body = "{\"AddressSpace\":\"OutboardLocal\",\"Pool\":\"\",\"SubPool\":\"\",\"Options\":{},\"V6\":false}\n";
     let out = common::testing::dockerd_post(&sock, "/IpamDriver.RequestPool", body)
         .await
         .unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.contains("\"Pool\":\"10.200.0.0/24\""), "{out}");
-    tx.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    server.stop().await.unwrap();
     assert!(!sock.exists());
 }

@@ -191,23 +191,12 @@ fn config_json_has_the_mounts_the_design_needs() {
 #[tokio::test]
 async fn unix_socket_round_trip() {
     let (app, _) = app();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v.sock");
-    let listener = tokio::net::UnixListener::bind(&path).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let server = common::testing::serve_on_socket(app).await.unwrap();
     let body = "{\"Name\":\"sock1\",\"Opts\":null}\n";
-    let out = common::testing::dockerd_post(&path, "/VolumeDriver.Create", body)
+    let out = common::testing::dockerd_post(&server.sock, "/VolumeDriver.Create", body)
         .await
         .unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.ends_with("{}"), "{out}");
-    tx.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    server.stop().await.unwrap();
 }
