@@ -159,6 +159,9 @@ plugin_pid() {
   done
   return 1
 }
+# network_instance_tag NAME: the 4-hex instance tag the network plugin logs at start (its link
+# and table names carry it).
+network_instance_tag() { plugin_log "$1" | sed -n 's/.*instance=\([0-9a-f]\{4\}\).*/\1/p' | tail -1; }
 # plugin_log NAME: the plugin's lines from the dockerd log.
 plugin_log() { grep "plugin=$(plugin_id "$1")" "$DOCKERD_LOG"; }
 

@@ -9,7 +9,7 @@ e2e_install network
 D=$PREFIX-network:latest
 S=$(printf '%04x' $(( $$ % 65536 )))   # unique bridge names per run
 BA=obt${S}a BB=obt${S}b
-tag() { plugin_log "$D" | sed -n 's/.*instance=\([0-9a-f]\{4\}\).*/\1/p' | tail -1; }
+tag() { network_instance_tag "$D"; }
 our_links() { ip -o link show | grep -c -e "outboard-network $TAG " -e "obt${S}" ; }
 TAG=$(tag)
 check "plugin reported its instance tag ($TAG)" test -n "$TAG"

@@ -11,7 +11,7 @@ e2e_start
 e2e_install network
 D=$PREFIX-network:latest
 S=$(printf '%04x' $(( ($$ + 13) % 65536 )))
-tag() { plugin_log "$D" | sed -n 's/.*instance=\([0-9a-f]\{4\}\).*/\1/p' | tail -1; }
+tag() { network_instance_tag "$D"; }
 TAG=$(tag)
 TABLE=outboard_network_$TAG
 NSO=obt${S}o            # the outside host's namespace

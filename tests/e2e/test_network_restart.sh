@@ -8,7 +8,7 @@ e2e_start
 e2e_install network
 D=$PREFIX-network:latest
 S=$(printf '%04x' $(( ($$ + 7) % 65536 )))
-tag() { plugin_log "$D" | sed -n 's/.*instance=\([0-9a-f]\{4\}\).*/\1/p' | tail -1; }
+tag() { network_instance_tag "$D"; }
 TAG=$(tag)
 OTHER=$(printf '%04x' $(( (0x$TAG + 1) % 65536 )))   # a tag that is not ours
 our_links() { ip -o link show | grep -c -e "outboard-network $TAG " -e "obt${S}" -e ": o[bvc]${TAG}"; }
