@@ -1,6 +1,14 @@
 //! A small typed store over sled: named trees of serde values (JSON-encoded), transactions,
 //! a schema version, and a group-commit `flush` so concurrent requests share one fsync.
 //!
+//! Durability guarantee: when [`Store::flush`] returns `Ok`, every write made before the call is
+//! on stable storage, also against power loss or a kernel crash. sled 0.34's own `flush` is only
+//! `pwrite` + `sync_file_range`, which persists neither the file's size/extent metadata nor the
+//! disk's write cache, so after it the store `fdatasync`s sled's data file (`db`) and `fsync`s the
+//! store directory (new snapshot files). One sync covers every caller waiting at that moment
+//! (group commit). Values stored as separate sled blob files (values over sled's blob threshold,
+//! far larger than anything the plugins store) are outside this guarantee.
+//!
 //! Key layout: the default tree holds `outboard/schema_version` (u32, big endian); each plugin
 //! owns the named trees it opens and documents their keys in its own store module.
 //! Logic never sees sled bytes: only `Tree<T>` with string keys and `T` values.
@@ -42,6 +50,9 @@ pub enum StoreError {
         /// Highest version this binary knows.
         supported: u32,
     },
+    /// Syncing the store's files to stable storage failed (e.g. an I/O error, no space).
+    #[error("state store: cannot sync to disk: {0}")]
+    Sync(std::io::Error),
     /// The flush task could not run.
     #[error("state store: flush task failed: {0}")]
     Join(String),
@@ -56,6 +67,36 @@ struct Inner {
     /// Held by the one caller running a flush; others wait here and usually find their ticket
     /// already covered when they get it (group commit).
     flush_lock: tokio::sync::Mutex<()>,
+    /// Files to `fdatasync` after sled's flush: the data file and the store directory.
+    /// Empty for temporary stores.
+    sync_files: Vec<std::fs::File>,
+    /// Completed durable flushes and the time they took (for metrics).
+    stats: FlushStats,
+}
+
+/// Counters of durable flushes.
+#[derive(Debug, Default)]
+pub struct FlushStats {
+    /// Number of completed flushes (each one sled flush + fsyncs).
+    pub count: AtomicU64,
+    /// Sum of their durations in microseconds.
+    pub micros: AtomicU64,
+}
+
+impl Inner {
+    /// sled's flush, then a real sync of the files it wrote (see the module doc).
+    fn sync(&self) -> Result<(), StoreError> {
+        let start = std::time::Instant::now();
+        self.db.flush()?;
+        for f in &self.sync_files {
+            f.sync_data().map_err(StoreError::Sync)?;
+        }
+        self.stats.count.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .micros
+            .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 /// The plugin's durable state. Cheap to clone.
@@ -96,14 +137,23 @@ impl Store {
                 db.insert(SCHEMA_KEY, &schema_version.to_be_bytes())?;
             }
         }
-        db.flush()?;
+        // sled 0.34 keeps its log and pages in one file, `db`; the directory gains snapshot
+        // files. Both are opened once and synced after every flush.
+        let sync_files = vec![
+            std::fs::File::open(dir.join("db")).map_err(StoreError::Sync)?,
+            std::fs::File::open(dir).map_err(StoreError::Sync)?,
+        ];
+        let inner = Inner {
+            db,
+            requested: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
+            flush_lock: tokio::sync::Mutex::new(()),
+            sync_files,
+            stats: FlushStats::default(),
+        };
+        inner.sync()?;
         Ok(Self {
-            inner: Arc::new(Inner {
-                db,
-                requested: AtomicU64::new(0),
-                flushed: AtomicU64::new(0),
-                flush_lock: tokio::sync::Mutex::new(()),
-            }),
+            inner: Arc::new(inner),
         })
     }
 
@@ -116,8 +166,15 @@ impl Store {
                 requested: AtomicU64::new(0),
                 flushed: AtomicU64::new(0),
                 flush_lock: tokio::sync::Mutex::new(()),
+                sync_files: Vec::new(),
+                stats: FlushStats::default(),
             }),
         })
+    }
+
+    /// Counters of completed durable flushes.
+    pub fn flush_stats(&self) -> &FlushStats {
+        &self.inner.stats
     }
 
     /// The schema version recorded on disk.
@@ -150,8 +207,8 @@ impl Store {
         }
         // Every ticket issued up to now belongs to a write that already happened.
         let covered = self.inner.requested.load(Ordering::SeqCst);
-        let db = self.inner.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.sync())
             .await
             .map_err(|e| StoreError::Join(e.to_string()))??;
         self.inner.flushed.fetch_max(covered, Ordering::SeqCst);
@@ -160,8 +217,7 @@ impl Store {
 
     /// Flush synchronously (for shutdown and non-async code).
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.inner.db.flush()?;
-        Ok(())
+        self.inner.sync()
     }
 
     /// Run `f` atomically over several trees (sled transaction; retried on conflict).
@@ -417,6 +473,19 @@ mod tests {
         let t: Tree<Vol> = s.tree("volumes").unwrap();
         assert_eq!(t.get("a").unwrap().unwrap().mounts, 2);
         assert_eq!(s.schema_version().unwrap(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn flush_syncs_sled_data_file() {
+        // sled 0.34 keeps everything in `<dir>/db`: the file the store syncs must exist.
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 1).unwrap();
+        assert!(dir.path().join("db").is_file());
+        let t: Tree<u32> = s.tree("x").unwrap();
+        t.insert("k", &1).unwrap();
+        let before = s.flush_stats().count.load(Ordering::Relaxed);
+        s.flush().await.unwrap();
+        assert_eq!(s.flush_stats().count.load(Ordering::Relaxed), before + 1);
     }
 
     #[test]

@@ -8,7 +8,9 @@ for t in test_*.sh; do
   case "$t" in *"${1:-}"*) ;; *) continue ;; esac
   echo "=== $t"
   start=$(date +%s)
-  if bash "$t"; then echo "=== $t passed in $(( $(date +%s) - start ))s"
+  # One test file at a time per machine: test files create host bridges and subnets that would
+  # clash if two runs (two checkouts) overlapped.
+  if flock /tmp/outboard-e2e.lock bash "$t"; then echo "=== $t passed in $(( $(date +%s) - start ))s"
   else failed+=("$t"); echo "=== $t FAILED"; fi
 done
 if [ ${#failed[@]} -gt 0 ]; then echo "failed: ${failed[*]}"; exit 1; fi
