@@ -33,27 +33,110 @@ pub enum BodyError {
     Invalid(String),
 }
 
-/// Decode `bytes` as one JSON value with folded object keys; any duplicate key after folding is
-/// an error at every nesting level.
+/// Fields whose value Go decodes into a map (`map[string]…`): their keys are data, matched
+/// exactly, never folded (moby `api/types/container.Config`/`HostConfig`, `network`, `volume`,
+/// `swarm` types). Every other object is a struct, whose keys Go matches case-insensitively.
+const MAP_FIELDS: &[&str] = &[
+    "labels",
+    "sysctls",
+    "driveropts",
+    "options",
+    "storageopt",
+    "tmpfs",
+    "exposedports",
+    "portbindings",
+    "volumes",
+    "config",
+    "annotations",
+    "endpointsconfig",
+    "buildargs",
+];
+
+/// Decode `bytes` as one JSON value. Struct field names are folded (Go matches them
+/// case-insensitively) and a duplicate or case-variant field is an error, because Go merges
+/// such duplicates in ways a reader of the first one would miss; keys of map-valued fields
+/// ([`MAP_FIELDS`]) are kept as sent, and only an exact duplicate there is an error.
 pub fn parse_strict(bytes: &[u8]) -> Result<Value, BodyError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = Strict
+    let text = go_lenient(bytes);
+    let mut de = serde_json::Deserializer::from_str(&text);
+    let v = Strict { map: false }
         .deserialize(&mut de)
         .map_err(|e| BodyError::Invalid(e.to_string()))?;
     de.end().map_err(|e| BodyError::Invalid(e.to_string()))?;
     Ok(v)
 }
 
-struct Strict;
+/// Accept what Go's decoder accepts and serde_json refuses, with Go's meaning (encoding/json
+/// `unquote`): invalid UTF-8 and an escaped lone surrogate (`\ud800`) in a string both become
+/// U+FFFD. Returns the text unchanged when neither occurs.
+fn go_lenient(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let text = String::from_utf8_lossy(bytes);
+    let b = text.as_bytes();
+    let hex4 = |i: usize| -> Option<u32> {
+        let h = b.get(i..i + 4)?;
+        u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+    };
+    let mut out: Option<String> = None;
+    let (mut i, mut copied, mut in_str) = (0, 0, false);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                in_str = !in_str;
+                i += 1;
+            }
+            b'\\' if in_str => {
+                if b.get(i + 1) != Some(&b'u') {
+                    i += 2;
+                    continue;
+                }
+                let Some(cp) = hex4(i + 2) else {
+                    i += 2;
+                    continue;
+                };
+                let pair = (0xD800..0xDC00).contains(&cp)
+                    && b.get(i + 6) == Some(&b'\\')
+                    && b.get(i + 7) == Some(&b'u')
+                    && hex4(i + 8).is_some_and(|lo| (0xDC00..0xE000).contains(&lo));
+                if pair {
+                    i += 12;
+                } else if (0xD800..0xE000).contains(&cp) {
+                    let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                    o.push_str(&text[copied..i]);
+                    o.push_str("\\ufffd");
+                    i += 6;
+                    copied = i;
+                } else {
+                    i += 6;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    match out {
+        None => text,
+        Some(mut o) => {
+            o.push_str(&text[copied..]);
+            Cow::Owned(o)
+        }
+    }
+}
+
+/// One value; `map`: it is the value of a map-valued field (its keys are data).
+struct Strict {
+    map: bool,
+}
 
 impl<'de> DeserializeSeed<'de> for Strict {
     type Value = Value;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(StrictVisitor)
+        d.deserialize_any(StrictVisitor { map: self.map })
     }
 }
 
-struct StrictVisitor;
+struct StrictVisitor {
+    map: bool,
+}
 
 impl<'de> Visitor<'de> for StrictVisitor {
     type Value = Value;
@@ -87,20 +170,34 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(Strict)? {
+        while let Some(v) = seq.next_element_seed(Strict { map: false })? {
             out.push(v);
         }
         Ok(Value::Array(out))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
+        if self.map {
+            // Map keys are data: kept exactly (Go's decoder never folds them).
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!(
+                        "duplicate map key {key:?}"
+                    )));
+                }
+                let v = map.next_value_seed(Strict { map: false })?;
+                out.insert(key, v);
+            }
+            return Ok(Value::Object(out));
+        }
         while let Some(folded) = map.next_key_seed(FoldedKey)? {
             if out.contains_key(&folded) {
                 return Err(serde::de::Error::custom(format!(
                     "duplicate or case-variant key {folded:?} (keys compared case-insensitively)"
                 )));
             }
-            let v = map.next_value_seed(Strict)?;
+            let is_map = MAP_FIELDS.contains(&folded.as_str());
+            let v = map.next_value_seed(Strict { map: is_map })?;
             out.insert(folded, v);
         }
         Ok(Value::Object(out))
@@ -156,6 +253,11 @@ pub struct Facts {
     pub present: u16,
     /// An exec that runs as root (`User` empty, `root`, `0`, `root:…`, `0:…`).
     pub exec_root: bool,
+    /// Why volume options (of `volume create` or a mount's volume driver config) are not
+    /// provably safe ([`volume_risk`]).
+    pub unsafe_volumes: Vec<String>,
+    /// Containers whose namespaces (`container:X`) or volumes (`VolumesFrom`) are shared.
+    pub shared_with: Vec<String>,
 }
 
 /// Bits of [`Facts::present`].
@@ -178,6 +280,10 @@ pub mod present {
     pub const IMAGES: u16 = 1 << 7;
     /// The exec runs as root.
     pub const EXEC_ROOT: u16 = 1 << 8;
+    /// Volume options are not provably safe.
+    pub const UNSAFE_VOLUMES: u16 = 1 << 9;
+    /// Another container's namespaces or volumes are shared.
+    pub const SHARED: u16 = 1 << 10;
 }
 
 /// Look up a folded key.
@@ -191,7 +297,8 @@ fn truthy(v: Option<&Value>) -> bool {
     !matches!(v, None | Some(Value::Null) | Some(Value::Bool(false)))
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
+/// Strings of a JSON array (or a lone string), other values as their JSON text.
+pub fn strings(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::Array(a)) => a
             .iter()
@@ -216,29 +323,228 @@ fn non_empty(v: Option<&Value>) -> bool {
 }
 
 /// Resolve a host path the daemon would see: relative paths are taken from `/` (dockerd's cwd).
-fn host_path(p: &str) -> String {
+pub fn host_path(p: &str) -> String {
     clean_path(p)
 }
 
-fn cap_name(c: &str) -> String {
-    let up = c.trim().to_ascii_uppercase();
+/// Go's `strings.ToUpper`: per rune, the simple (one-to-one) upper-case mapping, so `ſ` (U+017F)
+/// becomes `S` and `ı` (U+0131) becomes `I`; a rune whose upper case is several runes stays.
+fn go_to_upper(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut up = c.to_uppercase();
+            match (up.next(), up.next()) {
+                (Some(u), None) => u,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// A capability as dockerd applies it, without `CAP_`: moby `oci/caps`
+/// `NormalizeLegacyCapabilities` upper-cases with Go's `strings.ToUpper` and adds `CAP_` when
+/// missing (`ALL` stays `ALL`). Surrounding blanks are trimmed here (dockerd would refuse
+/// them), so a spelling can only over-match.
+pub fn cap_name(c: &str) -> String {
+    let up = go_to_upper(c.trim());
     up.strip_prefix("CAP_").unwrap_or(&up).to_string()
 }
 
-fn security_opt(o: &str) -> String {
-    // dockerd splits on the first `=`, or on the first `:` for the old syntax.
-    let (k, v) = o
-        .split_once('=')
-        .or_else(|| o.split_once(':'))
-        .unwrap_or((o, ""));
-    if v.is_empty() && !o.contains(['=', ':']) {
-        return k.trim().to_ascii_lowercase();
+/// Go's `strconv.ParseBool`.
+fn go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
     }
-    format!(
-        "{}={}",
-        k.trim().to_ascii_lowercase(),
-        v.trim().to_ascii_lowercase()
-    )
+}
+
+/// A security option as dockerd applies it (moby `daemon/create.go`/`daemon/daemon_unix.go`
+/// `parseSecurityOpt`: a bare `no-new-privileges` or `disable`, else split at the first `=`,
+/// or at the first `:` for the old syntax), normalised to one of:
+/// `seccomp=default|unconfined|custom`, `apparmor=default|<profile>`, `label=disable`,
+/// `label=<type|user|role|level>:…`, `no-new-privileges=true|false`,
+/// `writable-cgroups=true|false` (dockerd 25+), or the option as written (lower-cased) when
+/// dockerd would refuse it.
+pub fn security_opt(o: &str) -> String {
+    let o = o.trim();
+    match o {
+        "no-new-privileges" => return "no-new-privileges=true".into(),
+        "disable" => return "label=disable".into(),
+        _ => {}
+    }
+    let Some((k, v)) = o.split_once('=').or_else(|| o.split_once(':')) else {
+        return o.to_ascii_lowercase();
+    };
+    let key = k.trim().to_ascii_lowercase();
+    let val = v.trim();
+    match key.as_str() {
+        // 20.10: "" is the default profile, "unconfined" none, anything else a JSON profile;
+        // 26.x adds "builtin" for the default.
+        "seccomp" => match val {
+            "" | "builtin" => "seccomp=default".into(),
+            v if v.eq_ignore_ascii_case("unconfined") => "seccomp=unconfined".into(),
+            _ => "seccomp=custom".into(),
+        },
+        "apparmor" => match val {
+            "" | "docker-default" => "apparmor=default".into(),
+            v => format!("apparmor={}", v.to_ascii_lowercase()),
+        },
+        "label" => {
+            let v = val.to_ascii_lowercase();
+            if v == "disable" || v == "disabled" {
+                "label=disable".into()
+            } else {
+                format!("label={v}")
+            }
+        }
+        "no-new-privileges" | "writable-cgroups" => match go_bool(val) {
+            Some(b) => format!("{key}={b}"),
+            None => format!("{key}={}", val.to_ascii_lowercase()),
+        },
+        _ => format!("{key}={}", val.to_ascii_lowercase()),
+    }
+}
+
+/// Paths dockerd masks by default (moby `oci/defaults.go`, 20.10 and 26.x together).
+pub const DEFAULT_MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+
+/// Paths dockerd makes read-only by default (moby `oci/defaults.go`).
+pub const DEFAULT_READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// dockerd fills `MaskedPaths`/`ReadonlyPaths` with the defaults only when the field is nil
+/// (absent or `null`, moby `daemon/oci_linux.go` `WithMaskedPaths`); any other value replaces
+/// them, so a value that lacks one of the defaults unmasks it.
+pub fn unmasks(v: Option<&Value>, defaults: &[&str]) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(a)) => {
+            let given: Vec<String> = a.iter().filter_map(Value::as_str).map(clean_path).collect();
+            !defaults.iter().all(|d| given.iter().any(|g| g == d))
+        }
+        Some(_) => true,
+    }
+}
+
+/// The host source of a `Binds` entry and its options, when it names a host path. moby
+/// `volume/mounts/linux_parser.go` `ParseMountRaw`: `dst` alone is an anonymous volume,
+/// `src:dst[:mode]` binds `src` when it is absolute, otherwise names a volume.
+pub fn bind_source(spec: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = spec.splitn(3, ':').collect();
+    match parts.as_slice() {
+        [src, _dst] if src.starts_with('/') => Some((src.to_string(), String::new())),
+        [src, _dst, mode] if src.starts_with('/') => Some((src.to_string(), mode.to_string())),
+        _ => None,
+    }
+}
+
+/// Mount flags of moby `pkg/mount` (`parseOptions`) that make the `local` driver's mount a bind
+/// (or move/remount) of `device` whatever `type` says.
+const BIND_FLAGS: &[&str] = &["bind", "rbind", "remount", "move"];
+
+/// Judge a volume driver and its options together, the way the driver will use them.
+///
+/// `local` (moby `volume/local/local_unix.go`: `mount(device, path, type, o)`): safe only when
+/// provably not a host path or kernel filesystem: `tmpfs` without bind flags (device ignored),
+/// `nfs`/`nfs4` with an `addr=` or `host:/export` device, `cifs`/`smb3` with a `//host/share`
+/// device; a bind (`o` with `bind`/`rbind`) of an absolute `device` is a host path, pushed to
+/// `host_paths` for the path rules. Everything else (`proc`, `sysfs`, `overlay`, block
+/// filesystems, any relative `device`, which mount(2) resolves from dockerd's cwd) is a risk.
+///
+/// Other drivers: an absolute path in an option that names a path (`path`, `device`, `source`,
+/// `mountpoint`, `hostpath`, `dir`; Outboard's volume driver uses `path` with `type=bind`) is a
+/// host path.
+///
+/// Returns why the options are unsafe, if they are.
+pub fn volume_risk(
+    driver: Option<&Value>,
+    opts: Option<&Value>,
+    host_paths: &mut Vec<String>,
+) -> Option<String> {
+    let driver = match driver {
+        Some(Value::String(d)) => d.trim().to_string(),
+        _ => String::new(),
+    };
+    let Some(Value::Object(opts)) = opts else {
+        return None;
+    };
+    let local = driver.is_empty() || driver == "local" || driver == "local:latest";
+    if !local {
+        for (k, v) in opts {
+            let key = k.to_ascii_lowercase();
+            if let Value::String(s) = v {
+                if matches!(
+                    key.as_str(),
+                    "path" | "device" | "source" | "mountpoint" | "hostpath" | "dir"
+                ) && s.trim_start().starts_with('/')
+                {
+                    host_paths.push(host_path(s.trim()));
+                }
+            }
+        }
+        return None;
+    }
+    // The local driver refuses any key but these (validOpts), case-sensitively.
+    let get = |k: &str| opts.get(k).and_then(Value::as_str).unwrap_or("");
+    for k in opts.keys() {
+        if !matches!(k.as_str(), "type" | "o" | "device" | "size") {
+            return Some(format!("local volume option {k:?} is not known"));
+        }
+    }
+    let (kind, o, device) = (get("type"), get("o"), get("device"));
+    if kind.is_empty() && o.is_empty() && device.is_empty() {
+        return None; // a plain local volume (a directory under dockerd's data root)
+    }
+    let flags: Vec<&str> = o.split(',').map(str::trim).collect();
+    let bind = flags.iter().any(|f| BIND_FLAGS.contains(f));
+    if bind {
+        if device.starts_with('/') {
+            host_paths.push(host_path(device));
+            return None;
+        }
+        return Some(format!(
+            "local volume bind of device {device:?} (not an absolute path) is not allowed"
+        ));
+    }
+    match kind {
+        "tmpfs" => None,
+        "nfs" | "nfs4" => {
+            let remote = flags.iter().any(|f| f.starts_with("addr="))
+                || (device.contains(":/") && !device.starts_with('/'));
+            if remote {
+                None
+            } else {
+                Some(format!("local nfs volume without a remote address ({device:?})"))
+            }
+        }
+        "cifs" | "smb3" => {
+            if device.starts_with("//") && device.len() > 2 {
+                None
+            } else {
+                Some(format!("local cifs volume device {device:?} is not //host/share"))
+            }
+        }
+        _ => Some(format!(
+            "local volume of type {kind:?} with device {device:?} mounts a host device or kernel filesystem"
+        )),
+    }
 }
 
 impl Facts {
@@ -270,21 +576,42 @@ impl Facts {
                 }
             }
         }
+        // Options that keep dockerd's defaults are no facts: rules and globs see relaxations only.
         self.security_opts.extend(
             strings(get(hc, "securityopt"))
                 .iter()
-                .map(|o| security_opt(o)),
+                .map(|o| security_opt(o))
+                .filter(|o| {
+                    !matches!(
+                        o.as_str(),
+                        "seccomp=default" | "apparmor=default" | "no-new-privileges=true"
+                    )
+                }),
         );
-        if matches!(get(hc, "maskedpaths"), Some(Value::Array(a)) if a.is_empty()) {
+        if unmasks(get(hc, "maskedpaths"), DEFAULT_MASKED_PATHS)
+            || unmasks(get(hc, "readonlypaths"), DEFAULT_READONLY_PATHS)
+        {
             self.security_opts.push("systempaths=unconfined".into());
         }
         for bind in strings(get(hc, "binds")) {
-            // `src:dst[:opts]`; an absolute src is a host path, anything else a named volume.
-            let src = bind.split(':').next().unwrap_or("");
-            if src.starts_with('/') {
-                self.host_paths.push(host_path(src));
+            if let Some((src, _)) = bind_source(&bind) {
+                self.host_paths.push(host_path(&src));
             }
         }
+        // `container:X` shares another container's namespace; `VolumesFrom` its mounts.
+        for key in ["networkmode", "pidmode", "ipcmode", "cgroup"] {
+            if let Some(Value::String(m)) = get(hc, key) {
+                let m = m.trim();
+                if m.len() > 10 && m[..10].eq_ignore_ascii_case("container:") {
+                    self.shared_with.push(m[10..].to_string());
+                }
+            }
+        }
+        self.shared_with.extend(
+            strings(get(hc, "volumesfrom"))
+                .iter()
+                .map(|v| v.split(':').next().unwrap_or("").to_string()),
+        );
         if let Some(Value::Array(mounts)) = get(hc, "mounts") {
             for m in mounts {
                 self.add_mount(m);
@@ -306,41 +633,30 @@ impl Facts {
             _ => String::new(),
         };
         match kind.as_str() {
-            // An empty type is refused by dockerd; count its source as a host path all the same.
-            "bind" | "" if !source.is_empty() => self.host_paths.push(host_path(&source)),
-            "volume" => {
-                // A `local` volume created on the fly with `device=` binds a host path.
+            "volume" | "tmpfs" => {
+                // A volume created on the fly carries its driver's options.
                 if let Some(dc) = get(m, "volumeoptions").and_then(|o| get(o, "driverconfig")) {
                     self.add_volume_driver(get(dc, "name"), get(dc, "options"));
                 }
             }
-            _ => {}
+            // `bind`, and any other type (dockerd refuses unknown ones; `npipe`/`cluster` are
+            // not for Linux hosts): a source is a host path.
+            _ => {
+                if !source.is_empty() {
+                    self.host_paths.push(host_path(&source));
+                }
+                if kind != "bind" {
+                    self.unsafe_volumes
+                        .push(format!("mount type {kind:?} is not allowed"));
+                }
+            }
         }
     }
 
-    /// A volume driver and its options: for the `local` driver, `device=` is a host path (with
-    /// `o=bind` a bind mount, otherwise a device node to mount).
+    /// A volume driver and its options, judged by [`volume_risk`].
     fn add_volume_driver(&mut self, driver: Option<&Value>, opts: Option<&Value>) {
-        let driver = match driver {
-            Some(Value::String(d)) => d.trim().to_ascii_lowercase(),
-            _ => String::new(),
-        };
-        if !(driver.is_empty() || driver == "local" || driver == "local:latest") {
-            return;
-        }
-        let Some(Value::Object(opts)) = opts else {
-            return;
-        };
-        for (k, v) in opts {
-            if k == "device" {
-                if let Value::String(d) = v {
-                    // `addr:/export` of nfs/cifs is remote; anything else names a host path.
-                    let remote = d.contains(':') && !d.starts_with('/');
-                    if !remote {
-                        self.host_paths.push(host_path(d));
-                    }
-                }
-            }
+        if let Some(risk) = volume_risk(driver, opts, &mut self.host_paths) {
+            self.unsafe_volumes.push(risk);
         }
     }
 
@@ -358,6 +674,8 @@ impl Facts {
             (!self.sysctls.is_empty(), present::SYSCTLS),
             (!self.images.is_empty(), present::IMAGES),
             (self.exec_root, present::EXEC_ROOT),
+            (!self.unsafe_volumes.is_empty(), present::UNSAFE_VOLUMES),
+            (!self.shared_with.is_empty(), present::SHARED),
         ] {
             if set {
                 m |= bit;
@@ -391,8 +709,65 @@ impl Facts {
             }
             "volume.create" => f.add_volume_driver(get(body, "driver"), get(body, "driveropts")),
             "service.create" | "service.update" => {
-                if let Some(spec) = get(body, "tasktemplate").and_then(|t| get(t, "containerspec"))
-                {
+                let task = get(body, "tasktemplate");
+                // Swarm runs tasks with no further authz request: judge what they will get.
+                let nets = strings_of_targets(task.and_then(|t| get(t, "networks")))
+                    .into_iter()
+                    .chain(strings_of_targets(get(body, "networks")));
+                for n in nets {
+                    if n == "host" && !f.host_namespaces.contains(&"network") {
+                        f.host_namespaces.push("network");
+                    }
+                }
+                if let Some(t) = task {
+                    // A plugin task installs a plugin with the privileges it asks for.
+                    let runtime = match get(t, "runtime") {
+                        Some(Value::String(r)) => r.trim().to_ascii_lowercase(),
+                        _ => String::new(),
+                    };
+                    if runtime == "plugin" || non_empty(get(t, "pluginspec")) {
+                        f.privileged = true;
+                    }
+                    if let Some(g) = get(t, "resources")
+                        .and_then(|r| get(r, "reservations"))
+                        .and_then(|r| get(r, "genericresources"))
+                    {
+                        f.devices |= non_empty(Some(g));
+                    }
+                }
+                if let Some(spec) = task.and_then(|t| get(t, "containerspec")) {
+                    if let Some(p) = get(spec, "privileges") {
+                        if let Some(se) = get(p, "selinuxcontext") {
+                            if truthy(get(se, "disable")) {
+                                f.security_opts.push("label=disable".into());
+                            }
+                            for k in ["user", "role", "type", "level"] {
+                                if let Some(Value::String(v)) = get(se, k) {
+                                    if !v.is_empty() {
+                                        f.security_opts
+                                            .push(format!("label={k}:{}", v.to_ascii_lowercase()));
+                                    }
+                                }
+                            }
+                        }
+                        for (k, default) in [("seccomp", "seccomp"), ("apparmor", "apparmor")] {
+                            let mode = get(p, k)
+                                .and_then(|s| get(s, "mode"))
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_ascii_lowercase();
+                            match mode.as_str() {
+                                "" | "default" => {}
+                                "unconfined" | "disabled" => {
+                                    f.security_opts.push(format!("{default}=unconfined"))
+                                }
+                                _ => f.security_opts.push(format!("{default}=custom")),
+                            }
+                        }
+                        if non_empty(get(p, "credentialspec")) {
+                            f.security_opts.push("credentialspec=set".into());
+                        }
+                    }
                     if let Some(Value::String(img)) = get(spec, "image") {
                         f.images.push(img.clone());
                     }
@@ -414,6 +789,18 @@ impl Facts {
             _ => {}
         }
         f.finish()
+    }
+}
+
+/// `Target` of each entry of a service's `Networks`.
+fn strings_of_targets(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|n| get(n, "target").and_then(Value::as_str))
+            .map(|t| t.trim().to_string())
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -484,6 +871,18 @@ mod tests {
         assert!(parse_strict(br#"{"a":1} {"a":2}"#).is_err());
         assert!(parse_strict(b"").is_err());
         assert!(parse_strict(b"{\"a\":1}\n").is_ok());
+        // Go's leniency: lone surrogates and invalid UTF-8 in strings become U+FFFD.
+        let v = parse_strict(br#"{"e":["\ud800x","\udc00","\ud83d\ude00"]}"#).unwrap_or_default();
+        assert_eq!(v["e"][0], "\u{fffd}x");
+        assert_eq!(v["e"][1], "\u{fffd}");
+        assert_eq!(v["e"][2], "\u{1F600}");
+        let v = parse_strict(b"{\"e\":\"a\xffb\"}").unwrap_or_default();
+        assert_eq!(v["e"], "a\u{fffd}b");
+        assert!(parse_strict(br#"{"k\\":"\\ud800"}"#).is_ok());
+        // Map keys are data: case variants are distinct, struct fields are not.
+        let v = parse_strict(br#"{"Labels":{"a":"1","A":"2"}}"#).unwrap_or_default();
+        assert_eq!(v["labels"]["A"], "2");
+        assert!(parse_strict(br#"{"Labels":{"a":"1","a":"2"}}"#).is_err());
         let v = parse_strict(br#"{"HostConfig":{"Privileged":true}}"#).unwrap_or_default();
         assert_eq!(v["hostconfig"]["privileged"], Value::Bool(true));
     }
@@ -526,8 +925,17 @@ mod tests {
         )
         .unwrap_or_default();
         assert!(Facts::from_body("volume.create", &v).host_paths.is_empty());
-        let v = parse_strict(br#"{"Driver":"other","DriverOpts":{"device":"/etc"}}"#)
-            .unwrap_or_default();
+        // Another driver's path-like option names a host path too (outboard-volume type=bind).
+        let v = parse_strict(
+            br#"{"Driver":"outboard-volume","DriverOpts":{"type":"bind","path":"/etc"}}"#,
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            Facts::from_body("volume.create", &v).host_paths,
+            vec!["/etc"]
+        );
+        let v =
+            parse_strict(br#"{"Driver":"other","DriverOpts":{"size":"10G"}}"#).unwrap_or_default();
         assert!(Facts::from_body("volume.create", &v).host_paths.is_empty());
     }
 

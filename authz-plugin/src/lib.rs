@@ -9,6 +9,7 @@
 pub mod api;
 pub mod body;
 pub mod policy;
+pub mod profile;
 pub mod route;
 pub mod service;
 pub mod sys;

@@ -30,6 +30,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::body::{parse_strict, path_under, Facts};
+use crate::profile::{Level, Profile};
 use crate::route::{self, clean_path, Route};
 
 /// What a rule (or the default) does.
@@ -71,6 +72,15 @@ pub struct PolicySpec {
     /// turn auditing off, never on).
     #[serde(default)]
     pub audit: Option<bool>,
+    /// The security profile (`none`, `baseline`, `restricted`; see [`crate::profile`]).
+    #[serde(default)]
+    pub profile: Level,
+    /// Host path roots the profile lets containers bind (read-only under `restricted`).
+    #[serde(default)]
+    pub bind_roots: Vec<String>,
+    /// Of `bind_roots`, those that may be bound writable under `restricted`.
+    #[serde(default)]
+    pub writable_bind_roots: Vec<String>,
     /// The rules, first match wins.
     #[serde(default, rename = "rule")]
     pub rules: Vec<toml::Spanned<RuleSpec>>,
@@ -136,6 +146,23 @@ pub struct RuleSpec {
     /// Matches execs whose running as root equals this.
     #[serde(default)]
     pub exec_root: Option<bool>,
+    /// Matches when volume options are (`true`) or are not (`false`) provably safe: a `local`
+    /// volume that mounts a device or kernel filesystem, a relative device, an unknown mount
+    /// type (see `body::volume_risk`).
+    #[serde(default)]
+    pub unsafe_volume: Option<bool>,
+    /// Matches when the request shares another container's namespaces (`container:X`) or
+    /// volumes (`VolumesFrom`).
+    #[serde(default)]
+    pub shares_container: Option<bool>,
+    /// Matches when a query parameter, written `key=value`, matches a glob (every value of a
+    /// repeated key is tried), e.g. `networkmode=host` on `image.build`.
+    #[serde(default)]
+    pub query: Option<Vec<String>>,
+    /// An allow rule with this set exempts the requests it matches from the security profile
+    /// (the rules then decide as usual).
+    #[serde(default)]
+    pub profile_exempt: bool,
 }
 
 /// A policy error with its position.
@@ -180,21 +207,48 @@ enum Pred {
     ImageIn(Vec<String>),
     ImageNotIn(Vec<String>),
     ExecRoot(bool),
+    UnsafeVolume(bool),
+    SharesContainer(bool),
 }
 
 impl Pred {
     /// The actions whose request carries what this predicate looks at.
     fn actions(&self) -> &'static [&'static str] {
-        const HOST_CONFIG: &[&str] = &["container.create", "container.start"];
+        const HOST_CONFIG: &[&str] = &[
+            "container.create",
+            "container.start",
+            "service.create",
+            "service.update",
+        ];
         match self {
-            Pred::Privileged(_) => &["container.create", "container.start", "container.exec"],
+            Pred::Privileged(_) => &[
+                "container.create",
+                "container.start",
+                "container.exec",
+                "service.create",
+                "service.update",
+            ],
+            Pred::UnsafeVolume(_) => &[
+                "container.create",
+                "container.start",
+                "volume.create",
+                "service.create",
+                "service.update",
+            ],
+            Pred::SharesContainer(_) => &["container.create", "container.start"],
             Pred::CapAdd(_) | Pred::Sysctls(_) => &[
                 "container.create",
                 "container.start",
                 "service.create",
                 "service.update",
             ],
-            Pred::Devices(_) => &["container.create", "container.start", "container.update"],
+            Pred::Devices(_) => &[
+                "container.create",
+                "container.start",
+                "container.update",
+                "service.create",
+                "service.update",
+            ],
             Pred::HostNs(_) | Pred::SecurityOpt(_) => HOST_CONFIG,
             Pred::HostPathUnder(_) | Pred::HostPathOutside(_) => &[
                 "container.create",
@@ -226,7 +280,13 @@ impl Pred {
             Pred::Sysctls(_) => p::SYSCTLS,
             Pred::ImageIn(_) | Pred::ImageNotIn(_) => p::IMAGES,
             Pred::ExecRoot(true) => p::EXEC_ROOT,
-            Pred::Privileged(false) | Pred::Devices(false) | Pred::ExecRoot(false) => 0,
+            Pred::UnsafeVolume(true) => p::UNSAFE_VOLUMES,
+            Pred::SharesContainer(true) => p::SHARED,
+            Pred::Privileged(false)
+            | Pred::Devices(false)
+            | Pred::ExecRoot(false)
+            | Pred::UnsafeVolume(false)
+            | Pred::SharesContainer(false) => 0,
         }
     }
 
@@ -261,6 +321,8 @@ impl Pred {
                 .iter()
                 .any(|names| !names.iter().any(|n| any_glob(globs, n))),
             Pred::ExecRoot(b) => f.exec_root == *b,
+            Pred::UnsafeVolume(b) => f.unsafe_volumes.is_empty() != *b,
+            Pred::SharesContainer(b) => f.shared_with.is_empty() != *b,
         }
     }
 }
@@ -310,7 +372,10 @@ pub struct Rule {
     users: Option<Vec<String>>,
     methods: Option<Vec<String>>,
     paths: Option<Vec<String>>,
+    query: Option<Vec<String>>,
     preds: Vec<Pred>,
+    /// Whether a match exempts the request from the security profile.
+    pub profile_exempt: bool,
     /// How often this rule decided a request since the policy was loaded.
     pub hits: AtomicU64,
 }
@@ -330,6 +395,15 @@ impl Rule {
         }
         if let Some(p) = &self.paths {
             if !any_glob(p, &route.path) {
+                return false;
+            }
+        }
+        if let Some(q) = &self.query {
+            let hit = route
+                .query
+                .iter()
+                .any(|(k, vs)| vs.iter().any(|v| any_glob(q, &format!("{k}={v}"))));
+            if !hit {
                 return false;
             }
         }
@@ -371,6 +445,8 @@ pub struct Policy {
     pub builtin_hits: HashMap<&'static str, AtomicU64>,
     /// Whether this is the deny-all stand-in used while no valid policy could be loaded.
     pub placeholder: Option<String>,
+    /// The security profile every covered request must satisfy.
+    pub profile: Profile,
 }
 
 /// Names of the built-in decisions (also the `rule` of their audit lines).
@@ -381,6 +457,8 @@ pub const BUILTINS: &[&str] = &[
     "builtin:form-body",
     "builtin:unknown-route",
     "builtin:no-policy",
+    "builtin:profile",
+    "builtin:body-not-forwarded",
 ];
 
 /// What the daemon sent, in the terms evaluation needs.
@@ -632,6 +710,15 @@ impl Policy {
             if let Some(b) = r.exec_root {
                 preds.push(Pred::ExecRoot(b));
             }
+            if let Some(b) = r.unsafe_volume {
+                preds.push(Pred::UnsafeVolume(b));
+            }
+            if let Some(b) = r.shares_container {
+                preds.push(Pred::SharesContainer(b));
+            }
+            if r.profile_exempt && r.effect != Effect::Allow {
+                err("profile_exempt is only meaningful on an allow rule".into());
+            }
             let message = r.message.clone().unwrap_or_else(|| match r.effect {
                 Effect::Deny => format!("denied by rule {}", r.name),
                 Effect::Allow => String::new(),
@@ -644,10 +731,31 @@ impl Policy {
                 users: r.users.clone(),
                 methods,
                 paths: r.paths.clone(),
+                query: r.query.clone(),
                 preds,
+                profile_exempt: r.profile_exempt,
                 hits: AtomicU64::new(0),
             });
         }
+        let mut roots = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .map(|p| {
+                    if !p.starts_with('/') {
+                        errors.push(PolicyError {
+                            line: None,
+                            column: None,
+                            message: format!("bind root {p:?} must be absolute"),
+                        });
+                    }
+                    clean_path(p)
+                })
+                .collect()
+        };
+        let profile = Profile {
+            level: spec.profile,
+            bind_roots: roots(&spec.bind_roots),
+            writable_roots: roots(&spec.writable_bind_roots),
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -709,6 +817,7 @@ impl Policy {
             response_index,
             builtin_hits: BUILTINS.iter().map(|b| (*b, AtomicU64::new(0))).collect(),
             placeholder: None,
+            profile,
         })
     }
 
@@ -725,6 +834,7 @@ impl Policy {
             response_index: HashMap::new(),
             builtin_hits: BUILTINS.iter().map(|b| (*b, AtomicU64::new(0))).collect(),
             placeholder: Some(reason.to_string()),
+            profile: Profile::default(),
         }
     }
 
@@ -831,10 +941,51 @@ impl Policy {
             );
         }
         let body = p.body.as_ref().ok().and_then(Option::as_ref);
-        if let Some(v) = self.match_rules(&self.request_index, req, route, body) {
+        if body.is_none() && body_was_sent(req) && carries_body(route.action) {
+            // dockerd forwards a body only when it is JSON-typed and small (moby
+            // `pkg/authorization/authz.go` `sendBody`), but its handlers decode bodies with no
+            // Content-Type or a chunked length too: what we cannot see, we cannot allow.
+            if self.profile.active() || self.needs_body(route.action, req.user.is_some()) {
+                return self.builtin(
+                    "builtin:body-not-forwarded",
+                    Effect::Deny,
+                    format!(
+                        "the body of {} was not forwarded to the authorization plugin (send it as application/json, under 1 MiB)",
+                        route.action
+                    ),
+                    route,
+                );
+            }
+        }
+        // Rules first (their messages are the ones operators wrote), then the profile as a
+        // floor under every allow: only an allow rule marked `profile_exempt` skips it.
+        let matched = self.match_rules(&self.request_index, req, route, body);
+        let exempt = matched.as_ref().is_some_and(|v| {
+            v.effect == Effect::Allow
+                && self
+                    .rules
+                    .iter()
+                    .any(|r| r.name == v.rule && r.profile_exempt)
+        });
+        let allows = matched
+            .as_ref()
+            .map_or(self.default == Effect::Allow, |v| v.effect == Effect::Allow);
+        if allows && !exempt && self.profile.active() {
+            if let Err(why) = self.profile.judge(route.action, body) {
+                return self.builtin("builtin:profile", Effect::Deny, why, route);
+            }
+        }
+        if let Some(v) = matched {
             return v;
         }
         self.builtin("default", self.default, self.default_message_for(), route)
+    }
+
+    /// Whether any request-phase rule for `action` looks at the body.
+    fn needs_body(&self, action: &str, with_user: bool) -> bool {
+        self.request_index
+            .get(action)
+            .is_some_and(|l| l[usize::from(with_user)].iter().any(|c| c.has_preds))
     }
 
     fn default_message_for(&self) -> String {
@@ -905,6 +1056,36 @@ impl Policy {
             path: route.path,
         }
     }
+}
+
+/// Whether the client sent a body (a non-zero or chunked length, or a content type).
+fn body_was_sent(req: &Request<'_>) -> bool {
+    match req.content_length {
+        Some(n) => n.trim() != "0",
+        None => req.content_type.is_some_and(|c| !c.trim().is_empty()),
+    }
+}
+
+/// Actions whose body dockerd decodes into something the policy or profile judges.
+fn carries_body(action: &str) -> bool {
+    matches!(
+        action,
+        "container.create"
+            | "container.start"
+            | "container.update"
+            | "container.exec"
+            | "volume.create"
+            | "service.create"
+            | "service.update"
+            | "network.create"
+            | "network.connect"
+            | "plugin.set"
+            | "plugin.pull"
+            | "plugin.upgrade"
+            | "swarm.init"
+            | "swarm.join"
+            | "swarm.update"
+    )
 }
 
 /// Work out the facts a body predicate needs, or why they cannot be known.

@@ -283,6 +283,8 @@ pub fn canonical_path(decoded: &str) -> String {
 
 /// Split a request URI into its normalised path and decoded query.
 pub fn normalize(uri: &str) -> (String, BTreeMap<String, Vec<String>>) {
+    let uri = origin_form(uri);
+    let uri = uri.as_str();
     let (raw_path, raw_query) = match uri.find('?') {
         Some(i) => (&uri[..i], &uri[i + 1..]),
         None => (uri, ""),
@@ -303,6 +305,48 @@ pub fn normalize(uri: &str) -> (String, BTreeMap<String, Vec<String>>) {
         query.entry(k).or_default().push(v);
     }
     (path, query)
+}
+
+/// The request target in origin form (`/path?query`), as Go's `url.ParseRequestURI` reads it
+/// (net/url `parse` with `viaRequest`): an absolute-form target `scheme://authority/path?q`
+/// routes on its path, `scheme:/path` too; a scheme with an opaque rest (`http:x`) has no path
+/// (routes nowhere: returned as an empty path). Anything else is returned unchanged.
+pub fn origin_form(uri: &str) -> String {
+    let bytes = uri.as_bytes();
+    let mut scheme_end = None;
+    for (i, &c) in bytes.iter().enumerate() {
+        match c {
+            b'a'..=b'z' | b'A'..=b'Z' => {}
+            b'0'..=b'9' | b'+' | b'-' | b'.' if i > 0 => {}
+            b':' if i > 0 => {
+                scheme_end = Some(i);
+                break;
+            }
+            _ => break,
+        }
+    }
+    let Some(end) = scheme_end else {
+        return uri.to_string();
+    };
+    let rest = &uri[end + 1..];
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let path = if let Some(auth) = rest.strip_prefix("//") {
+        match auth.find('/') {
+            Some(i) => &auth[i..],
+            None => "",
+        }
+    } else if rest.starts_with('/') {
+        rest
+    } else {
+        ""
+    };
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    }
 }
 
 /// Match `path` against a pattern; returns the `*` part (joined) when it matches.
@@ -365,6 +409,34 @@ pub fn classify(method: &str, uri: &str) -> Route {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn absolute_form_routes_on_its_path() {
+        for (uri, action) in [
+            ("http://x/v1.41/containers/create", "container.create"),
+            (
+                "HTTP://docker/v1.45/containers/create?name=a",
+                "container.create",
+            ),
+            ("http:/v1.41/containers/create", "container.create"),
+            (
+                "unix://%2Fvar%2Frun/v1.41/plugins/x/disable",
+                "plugin.disable",
+            ),
+            (
+                "h+t.p-1://a:b@host:99/containers/create",
+                "container.create",
+            ),
+        ] {
+            assert_eq!(classify("POST", uri).action, action, "{uri}");
+        }
+        assert_eq!(classify("POST", "http:containers/create").action, UNKNOWN);
+        assert_eq!(classify("POST", "http://x").action, UNKNOWN);
+        assert_eq!(
+            classify("POST", "http://x/containers/create?name=a").query["name"],
+            vec!["a".to_string()]
+        );
+    }
 
     #[test]
     fn table() {

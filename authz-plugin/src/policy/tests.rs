@@ -467,7 +467,8 @@ fn table_of_decisions() {
         ),
         // fail closed: the body a deny rule needs is missing or empty
         ("POST", create, None, Deny, "no-privileged"),
-        ("POST", create, Some(""), Deny, "no-privileged"),
+        // sent (a content type, no length: chunked) but not forwarded
+        ("POST", create, Some(""), Deny, "builtin:body-not-forwarded"),
         (
             "POST",
             "/v1.41/containers/c1/exec",
@@ -501,9 +502,12 @@ fn form_bodies_and_unforwarded_start_bodies_are_denied() {
     let mut r = req("POST", "/v1.23/containers/c1/start", None);
     r.content_type = Some("application/json");
     r.content_length = Some("2000000");
-    assert_eq!(decide(&p, &r), (Effect::Deny, "no-privileged".into()));
+    assert_eq!(
+        decide(&p, &r),
+        (Effect::Deny, "builtin:body-not-forwarded".into())
+    );
     let v = p.evaluate_request(&r, &builtins());
-    assert!(v.message.contains("fail closed"), "{}", v.message);
+    assert!(v.message.contains("not forwarded"), "{}", v.message);
 }
 
 #[test]

@@ -1,0 +1,97 @@
+//! The attack corpus: every row of `tests/corpus.jsonl` (a crafted `AuthZReq` with the decision
+//! the shipped example policy must reach, and why) is decided by the policy that
+//! `make plugin-install` installs. All mismatches are reported at once.
+
+use authz_plugin::policy::{Builtins, Effect, Policy, Request};
+use base64::Engine;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Row {
+    name: String,
+    method: String,
+    uri: String,
+    body: Option<String>,
+    body_b64: Option<String>,
+    content_type: Option<String>,
+    content_length: Option<String>,
+    user: Option<String>,
+    expect: String,
+    why: String,
+}
+
+fn example_policy() -> Policy {
+    let text = include_str!("../../deploy/authz/policy.example.toml");
+    match Policy::compile(text) {
+        Ok(p) => p,
+        Err(e) => panic!("example policy does not compile: {e:?}"),
+    }
+}
+
+#[test]
+fn corpus_decisions_match() {
+    let policy = example_policy();
+    let builtins = Builtins {
+        self_names: vec!["outboard-authz:latest".into(), "outboard-authz".into()],
+        self_id: Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into()),
+        self_protection: true,
+        allow_unknown_routes: false,
+    };
+    let text = include_str!("corpus.jsonl");
+    let mut failures = Vec::new();
+    let (mut attacks, mut benign) = (0, 0);
+    for (i, line) in text.lines().enumerate() {
+        let row: Row = match serde_json::from_str(line) {
+            Ok(r) => r,
+            Err(e) => panic!("corpus line {}: {e}", i + 1),
+        };
+        let raw: Option<Vec<u8>> = match (&row.body, &row.body_b64) {
+            (_, Some(b)) => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .unwrap_or_default(),
+            ),
+            (Some(b), None) => Some(b.clone().into_bytes()),
+            (None, None) => None,
+        };
+        let req = Request {
+            user: row.user.as_deref(),
+            method: &row.method,
+            uri: &row.uri,
+            body: raw.as_deref().map(Ok),
+            content_type: row.content_type.as_deref(),
+            content_length: row.content_length.as_deref(),
+        };
+        let v = policy.evaluate_request(&req, &builtins);
+        let want = match row.expect.as_str() {
+            "allow" => Effect::Allow,
+            _ => Effect::Deny,
+        };
+        if want == Effect::Deny {
+            attacks += 1;
+        } else {
+            benign += 1;
+        }
+        if v.effect != want {
+            failures.push(format!(
+                "line {}: {} — expected {} ({}), got {:?} by {} ({})",
+                i + 1,
+                row.name,
+                row.expect,
+                row.why,
+                v.effect,
+                v.rule,
+                v.message
+            ));
+        }
+    }
+    assert!(attacks >= 200, "only {attacks} attack rows");
+    assert!(benign >= 40, "only {benign} benign rows");
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows wrong:\n{}",
+        failures.len(),
+        attacks + benign,
+        failures.join("\n")
+    );
+}
