@@ -349,20 +349,24 @@ impl<S: Sys> Service<S> {
                 )));
             }
             // Left by a crash between creating it and recording the network: start afresh.
-            self.delete_quietly(&bridge).await;
+            self.delete_owned(&bridge, &Owner::Network(id.clone()))
+                .await?;
         }
         if generated != bridge {
-            // A tagged leftover from a crash before the rename.
-            self.delete_quietly(&generated).await;
+            // A marked leftover from a crash before the rename; a foreign link under the
+            // generated name fails the request (it is never touched).
+            self.delete_owned(&generated, &Owner::Network(id.clone()))
+                .await?;
         }
+        let me = Owner::Network(id.clone());
         let net = NetworkState {
             id: id.clone(),
             bridge: bridge.clone(),
             spec,
         };
         if let Err(e) = self.make_bridge(&net, &generated).await {
-            self.delete_quietly(&bridge).await;
-            self.delete_quietly(&generated).await;
+            self.delete_quietly(&bridge, &me).await;
+            self.delete_quietly(&generated, &me).await;
             return Err(e);
         }
         let recorded = async {
@@ -373,14 +377,14 @@ impl<S: Sys> Service<S> {
         .await;
         if let Err(e) = recorded {
             let _ = self.networks.remove(&id);
-            self.delete_quietly(&bridge).await;
+            self.delete_quietly(&bridge, &me).await;
             return Err(e);
         }
         if let Err(e) = self.refresh_firewall().await {
             if let Some(demand) = net.spec.firewall_demand() {
                 let _ = self.networks.remove(&id);
                 let _ = self.store.flush().await;
-                self.delete_quietly(&bridge).await;
+                self.delete_quietly(&bridge, &me).await;
                 let _ = self.refresh_firewall().await;
                 return Err(NetworkError::FirewallUnavailable {
                     what: demand.to_string(),
@@ -426,33 +430,23 @@ impl<S: Sys> Service<S> {
 
     /// Re-create a recorded network's bridge if it is missing; adopt it if it is there.
     async fn ensure_bridge(&self, net: &NetworkState) -> Result<(), NetworkError> {
-        let link = self
-            .sys
-            .link(&net.bridge)
-            .await
-            .map_err(NetworkError::sys(format!(
-                "looking up bridge {}",
-                net.bridge
-            )))?;
+        let me = Owner::Network(net.id.clone());
+        let link = self.owned_link(&net.bridge, &me).await.map_err(|e| {
+            NetworkError::Conflict(format!(
+                "bridge of network {} cannot be used: {e}",
+                short(&net.id)
+            ))
+        })?;
         match link {
             None => {
                 let tmp = naming::bridge_name(&self.tag, &net.id);
                 if tmp != net.bridge {
-                    self.delete_quietly(&tmp).await;
+                    self.delete_owned(&tmp, &me).await?;
                 }
                 self.make_bridge(net, &tmp).await?;
                 tracing::info!(network = %short(&net.id), bridge = %net.bridge, "bridge re-created");
             }
             Some(l) => {
-                let ours = l.alias.as_deref().and_then(|a| naming::owner(&self.tag, a))
-                    == Some(Owner::Network(net.id.clone()));
-                if !ours {
-                    return Err(NetworkError::Conflict(format!(
-                        "bridge {} of network {} was replaced by a link this driver does not own",
-                        net.bridge,
-                        short(&net.id)
-                    )));
-                }
                 if !l.up || l.mtu != net.spec.mtu {
                     self.sys
                         .ensure_up(&net.bridge, net.spec.mtu)
@@ -465,9 +459,69 @@ impl<S: Sys> Service<S> {
         Ok(())
     }
 
-    async fn delete_quietly(&self, name: &str) {
-        if let Err(e) = self.sys.delete_link(name).await {
-            tracing::warn!(link = %name, error = %e, "cleanup: cannot delete link");
+    /// The link named `name` when it carries this instance's mark for `want`; `Ok(None)` when
+    /// no link has that name; an error naming the link when a link this driver does not own
+    /// holds the name. Every lookup before using, changing or deleting a link goes through
+    /// here: ownership is decided by the mark, never by the name.
+    async fn owned_link(
+        &self,
+        name: &str,
+        want: &Owner,
+    ) -> Result<Option<crate::sys::Link>, NetworkError> {
+        let link = self
+            .sys
+            .link(name)
+            .await
+            .map_err(NetworkError::sys(format!("looking up link {name}")))?;
+        match link {
+            None => Ok(None),
+            Some(l) => {
+                let owner = l.alias.as_deref().and_then(|a| naming::owner(&self.tag, a));
+                if owner.as_ref() == Some(want) {
+                    Ok(Some(l))
+                } else {
+                    Err(NetworkError::Conflict(format!(
+                        "network interface {name} is not this driver's ({}): it is left untouched; \
+                         rename or remove it, or choose another name",
+                        match &l.alias {
+                            Some(a) if !a.is_empty() => format!("its alias is {a:?}"),
+                            _ => "it carries no Outboard mark".to_string(),
+                        }
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The network's bridge, checked to carry our mark (re-created when missing); a foreign
+    /// link under its name fails the request.
+    async fn require_bridge(&self, net: &NetworkState) -> Result<(), NetworkError> {
+        let me = Owner::Network(net.id.clone());
+        match self.owned_link(&net.bridge, &me).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => self.ensure_bridge(net).await,
+            Err(e) => Err(NetworkError::Conflict(format!(
+                "bridge of network {} cannot be used: {e}",
+                short(&net.id)
+            ))),
+        }
+    }
+
+    /// Delete `name` if it is ours for `want` (absent: fine; foreign: an error, untouched).
+    async fn delete_owned(&self, name: &str, want: &Owner) -> Result<(), NetworkError> {
+        if self.owned_link(name, want).await?.is_some() {
+            self.sys
+                .delete_link(name)
+                .await
+                .map_err(NetworkError::sys(format!("deleting link {name}")))?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::delete_owned`] for cleanup paths: problems are logged, never raised.
+    async fn delete_quietly(&self, name: &str, want: &Owner) {
+        if let Err(e) = self.delete_owned(name, want).await {
+            tracing::warn!(link = %name, error = %e, "cleanup: link not deleted");
         }
     }
 
@@ -480,17 +534,13 @@ impl<S: Sys> Service<S> {
         for r in self.endpoints.iter() {
             let (key, ep) = r?;
             if ep.network_id == network_id {
-                self.sys
-                    .delete_link(&ep.host)
-                    .await
-                    .map_err(NetworkError::sys(format!("deleting veth {}", ep.host)))?;
+                self.delete_owned(&ep.host, &Owner::Endpoint(ep.id.clone()))
+                    .await?;
                 self.endpoints.remove(&key)?;
             }
         }
-        self.sys
-            .delete_link(&net.bridge)
-            .await
-            .map_err(NetworkError::sys(format!("deleting bridge {}", net.bridge)))?;
+        self.delete_owned(&net.bridge, &Owner::Network(net.id.clone()))
+            .await?;
         self.networks.remove(network_id)?;
         self.store.flush().await?;
         if let Err(e) = self.refresh_firewall().await {
@@ -543,11 +593,14 @@ impl<S: Sys> Service<S> {
                 _ => None,
             })
         });
+        // The bridge must be ours before anything is attached to it.
+        self.require_bridge(&net).await?;
+        let (host, peer) = self.veth_names(&eid)?;
         let ep = EndpointState {
             id: eid.clone(),
             network_id: net.id.clone(),
-            host: naming::veth_host(&self.tag, &eid),
-            peer: naming::veth_peer(&self.tag, &eid),
+            host,
+            peer,
             v4,
             v6,
             mac: format_mac(&mac),
@@ -563,10 +616,45 @@ impl<S: Sys> Service<S> {
         .await;
         if let Err(e) = recorded {
             let _ = self.endpoints.remove(&eid);
-            self.delete_quietly(&ep.host).await;
+            self.delete_quietly(&ep.host, &Owner::Endpoint(eid.clone()))
+                .await;
             return Err(e);
         }
         Ok(Self::endpoint_response(&ep))
+    }
+
+    /// Host and container end names for endpoint `eid`. Names hold 9 characters of the ID
+    /// (the kernel allows 15): when another recorded endpoint already uses them (IDs sharing a
+    /// prefix), the last character is replaced by one of `g`–`z`, never a hex digit, so the
+    /// variant cannot be another ID's natural name.
+    fn veth_names(&self, eid: &str) -> Result<(String, String), NetworkError> {
+        let mut used = BTreeSet::new();
+        for r in self.endpoints.iter() {
+            let (_, ep) = r?;
+            if ep.id != eid {
+                used.insert(ep.host);
+            }
+        }
+        let host = naming::veth_host(&self.tag, eid);
+        let peer = naming::veth_peer(&self.tag, eid);
+        if !used.contains(&host) {
+            return Ok((host, peer));
+        }
+        for c in 'g'..='z' {
+            let mut h = host.clone();
+            let mut p = peer.clone();
+            h.pop();
+            p.pop();
+            h.push(c);
+            p.push(c);
+            if !used.contains(&h) {
+                return Ok((h, p));
+            }
+        }
+        Err(NetworkError::Conflict(format!(
+            "too many endpoints share the ID prefix of {}",
+            short(eid)
+        )))
     }
 
     fn endpoint_response(ep: &EndpointState) -> api::CreateEndpointResponse {
@@ -599,22 +687,24 @@ impl<S: Sys> Service<S> {
                 ep.host, ep.peer, net.bridge
             )
         };
+        let me = Owner::Endpoint(ep.id.clone());
         match self.sys.create_veth(&spec).await {
             Ok(()) => Ok(()),
             Err(e) if e.errno() == Some(libc::EEXIST) => {
-                // Our names carry our instance tag: whatever holds them is ours and stale.
-                self.delete_quietly(&ep.host).await;
-                self.delete_quietly(&ep.peer).await;
+                // A leftover of this endpoint (crash before recording) carries its mark and is
+                // replaced; a foreign link under either name fails the request, untouched.
+                self.delete_owned(&ep.host, &me).await?;
+                self.delete_owned(&ep.peer, &me).await?;
                 match self.sys.create_veth(&spec).await {
                     Ok(()) => Ok(()),
                     Err(e) => {
-                        self.delete_quietly(&ep.host).await;
+                        self.delete_quietly(&ep.host, &me).await;
                         Err(NetworkError::sys(step())(e))
                     }
                 }
             }
             Err(e) => {
-                self.delete_quietly(&ep.host).await;
+                self.delete_quietly(&ep.host, &me).await;
                 Err(NetworkError::sys(step())(e))
             }
         }
@@ -626,11 +716,10 @@ impl<S: Sys> Service<S> {
         ep: &EndpointState,
     ) -> Result<(), NetworkError> {
         let host = self
-            .sys
-            .link(&ep.host)
-            .await
-            .map_err(NetworkError::sys(format!("looking up veth {}", ep.host)))?;
+            .owned_link(&ep.host, &Owner::Endpoint(ep.id.clone()))
+            .await?;
         if host.is_none() {
+            self.require_bridge(net).await?;
             let mac = parse_mac(&ep.mac).unwrap_or_else(|| generate_mac(None));
             self.make_veth(net, ep, mac).await?;
         }
@@ -706,10 +795,8 @@ impl<S: Sys> Service<S> {
         let Some(ep) = self.endpoints.get(&req.endpoint_id)? else {
             return Ok(());
         };
-        self.sys
-            .delete_link(&ep.host)
-            .await
-            .map_err(NetworkError::sys(format!("deleting veth {}", ep.host)))?;
+        self.delete_owned(&ep.host, &Owner::Endpoint(ep.id.clone()))
+            .await?;
         self.endpoints.remove(&req.endpoint_id)?;
         self.store.flush().await?;
         if !ep.ports.is_empty() {
@@ -927,6 +1014,7 @@ impl<S: Sys> Service<S> {
             let (_, n) = r?;
             nets.insert(n.id.clone(), n);
         }
+        let mut usable = BTreeSet::new();
         for net in nets.values() {
             let existed = self
                 .sys
@@ -935,8 +1023,14 @@ impl<S: Sys> Service<S> {
                 .map_err(NetworkError::sys("listing links"))?
                 .is_some();
             match self.ensure_bridge(net).await {
-                Ok(()) if existed => report.adopted += 1,
-                Ok(()) => report.recreated += 1,
+                Ok(()) if existed => {
+                    report.adopted += 1;
+                    usable.insert(net.id.clone());
+                }
+                Ok(()) => {
+                    report.recreated += 1;
+                    usable.insert(net.id.clone());
+                }
                 Err(e) => {
                     tracing::error!(network = %short(&net.id), error = %e, "cannot restore network");
                     report.errors.push(e.to_string());
@@ -962,8 +1056,24 @@ impl<S: Sys> Service<S> {
             keep.insert(ep.host.clone());
             keep.insert(ep.peer.clone());
             eps.insert(ep.id.clone());
+            if !usable.contains(&net.id) {
+                // Its bridge is missing or foreign: nothing is attached to it.
+                continue;
+            }
             let bridge_index = by_name.get(net.bridge.as_str()).map(|l| l.index);
             if let Some(l) = by_name.get(ep.host.as_str()) {
+                let mine = l.alias.as_deref().and_then(|a| naming::owner(&self.tag, a))
+                    == Some(Owner::Endpoint(ep.id.clone()));
+                if !mine {
+                    let e = format!(
+                        "link {} of endpoint {} is not this driver's: left untouched",
+                        ep.host,
+                        short(&ep.id)
+                    );
+                    tracing::warn!("{e}");
+                    report.errors.push(e);
+                    continue;
+                }
                 if bridge_index.is_none() || l.controller != bridge_index || !l.up {
                     match self.sys.attach(&ep.host, &net.bridge).await {
                         Ok(()) => report.reattached += 1,
@@ -973,7 +1083,8 @@ impl<S: Sys> Service<S> {
             }
         }
         for (key, ep) in stale_eps {
-            self.delete_quietly(&ep.host).await;
+            self.delete_quietly(&ep.host, &Owner::Endpoint(ep.id.clone()))
+                .await;
             self.endpoints.remove(&key)?;
             report.deleted += 1;
         }
@@ -985,7 +1096,17 @@ impl<S: Sys> Service<S> {
             let stale = match owner {
                 Some(Owner::Network(id)) => !nets.contains_key(&id),
                 Some(Owner::Endpoint(id)) => !eps.contains(&id),
-                None => naming::is_generated(&self.tag, &l.name),
+                None => {
+                    if naming::is_generated(&self.tag, &l.name) {
+                        // Our naming but not our mark: an administrator's link, or one left in
+                        // the instant between creating a link and marking it. Never touched.
+                        tracing::warn!(link = %l.name, "a link with this driver's naming but no mark: left alone");
+                        report
+                            .errors
+                            .push(format!("unmarked link {} left alone", l.name));
+                    }
+                    false
+                }
             };
             if stale {
                 match self.sys.delete_link(&l.name).await {

@@ -361,8 +361,11 @@ async fn reconcile_restores_and_cleans() {
     assert_eq!(svc2.tag(), tag);
     let r = svc2.reconcile().await.unwrap();
     assert_eq!(r.recreated, 1);
-    assert_eq!(r.deleted, 2, "{r:?}");
+    // Only the marked leftover goes; the unmarked one under our naming is reported, untouched.
+    assert_eq!(r.deleted, 1, "{r:?}");
+    assert!(r.errors.iter().any(|e| e.contains("left alone")), "{r:?}");
     let names = fake.link_names();
+    assert!(names.contains(&crate::naming::veth_host(&tag, EP2)));
     assert!(names.contains(&bridge));
     assert!(names.contains(&"obt-other".to_string()));
     assert!(names.contains(&"eth0".to_string()));
@@ -456,4 +459,90 @@ async fn host_port_zero_and_ranges_are_chosen() {
         v["Value"]["published_ports"][0]["HostPort"],
         picked.host_port
     );
+}
+
+/// Ownership is decided by the mark, never by the name: a foreign link under a name the driver
+/// expects is never used, attached to, changed or deleted.
+#[tokio::test]
+async fn foreign_links_under_our_names_are_never_touched() {
+    let fake = FakeSys::new();
+    let store = common::Store::temporary().unwrap();
+    let svc = service(&fake, &store);
+    let tag = svc.tag().to_string();
+    // CreateNetwork: a foreign link holds the generated bridge name.
+    let generated = crate::naming::bridge_name(&tag, NET);
+    fake.add_foreign_link(&generated, "bridge", Some("admin bridge"));
+    let (s, v) = call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET, json!({}), "10.99.0.0/24"),
+    )
+    .await;
+    assert_ne!(s, StatusCode::OK, "{v}");
+    assert!(v["Err"].as_str().unwrap().contains(&generated), "{v}");
+    assert!(fake.link_names().contains(&generated));
+    fake.remove_link(&generated);
+    // Create it for real, then an administrator's bridge replaces ours under the same name.
+    let (s, _) = call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET, json!({}), "10.99.0.0/24"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    fake.remove_link(&generated);
+    fake.add_foreign_link(&generated, "bridge", None);
+    // CreateEndpoint refuses to attach to it.
+    let (s, v) = call(&svc, "CreateEndpoint", create_ep(NET, EP, "10.99.0.2/24")).await;
+    assert_ne!(s, StatusCode::OK, "{v}");
+    assert!(
+        v["Err"].as_str().unwrap().contains("not this driver's"),
+        "{v}"
+    );
+    assert_eq!(fake.link_names().len(), 1, "{:?}", fake.link_names());
+    // Restart: reconcile neither adopts nor deletes it.
+    let svc2 = service(&fake, &store);
+    let r = svc2.reconcile().await.unwrap();
+    assert!(!r.errors.is_empty(), "{r:?}");
+    assert!(fake.link_names().contains(&generated));
+    // DeleteNetwork fails, naming the link, and leaves it.
+    let (s, v) = call(&svc2, "DeleteNetwork", json!({"NetworkID": NET})).await;
+    assert_ne!(s, StatusCode::OK, "{v}");
+    assert!(v["Err"].as_str().unwrap().contains(&generated), "{v}");
+    assert!(fake.link_names().contains(&generated));
+    assert!(
+        !fake.calls().iter().any(|c| c.starts_with("delete_link")),
+        "{:?}",
+        fake.calls()
+    );
+}
+
+/// Endpoint IDs that share their first 9 characters get distinct veth names.
+#[tokio::test]
+async fn endpoint_ids_sharing_a_prefix_do_not_collide() {
+    let fake = FakeSys::new();
+    let svc = service(&fake, &common::Store::temporary().unwrap());
+    call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET, json!({}), "10.99.0.0/24"),
+    )
+    .await;
+    let a = format!("{}{}", "c".repeat(9), "1".repeat(55));
+    let b = format!("{}{}", "c".repeat(9), "2".repeat(55));
+    let (s, v) = call(&svc, "CreateEndpoint", create_ep(NET, &a, "10.99.0.2/24")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = call(&svc, "CreateEndpoint", create_ep(NET, &b, "10.99.0.3/24")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let names = fake.link_names();
+    assert_eq!(names.len(), 5, "{names:?}");
+    // Deleting one leaves the other's pair.
+    let (s, _) = call(
+        &svc,
+        "DeleteEndpoint",
+        json!({"NetworkID": NET, "EndpointID": a}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(fake.link_names().len(), 3, "{:?}", fake.link_names());
 }
