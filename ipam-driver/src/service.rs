@@ -411,6 +411,31 @@ impl<R: HostRoutes> Ipam<R> {
                     "subnet {subnet} is not an {family} subnet"
                 )));
             }
+            // A pool wider than this swallows every default pool and overlaps the host's own
+            // routes (a /0 would hand out 0.0.0.1): refused, as are special-purpose ranges.
+            let min = if subnet.v6 { 16 } else { 8 };
+            if subnet.len < min {
+                return Err(IpamError::Invalid(format!(
+                    "subnet {subnet} is too large: the shortest prefix allowed is /{min}"
+                )));
+            }
+            const RESERVED: &[&str] = &[
+                "0.0.0.0/8",
+                "127.0.0.0/8",
+                "224.0.0.0/3",
+                "::/16",
+                "ff00::/8",
+            ];
+            for r in RESERVED {
+                if let Ok(r) = Prefix::parse(r) {
+                    if r.overlaps(&subnet) {
+                        return Err(IpamError::Invalid(format!(
+                            "subnet {subnet} lies in the special-purpose range {r} (this host, \
+                             loopback, multicast or reserved)"
+                        )));
+                    }
+                }
+            }
             let max = if subnet.v6 { 127 } else { 30 };
             if subnet.len > max {
                 return Err(IpamError::Invalid(format!(
@@ -660,8 +685,10 @@ impl<R: HostRoutes> Ipam<R> {
                     pool.alloc.apply(&change);
                 }
                 None => {
+                    // Not held: possibly because a concurrent release of the same address has
+                    // changed memory but is not yet durable. Fall through to the flush, so this
+                    // reply, too, is sent only once that release is on disk.
                     tracing::warn!(addr = %a, pool = %pool.subnet, "release of an address that is not held");
-                    return Ok(());
                 }
             }
         }
@@ -739,6 +766,58 @@ mod tests {
         i.request_address(addr_req(id, addr, false))
             .await
             .map(|r| r.address)
+    }
+
+    #[tokio::test]
+    async fn absurd_pools_are_refused() {
+        let store = common::Store::temporary().unwrap();
+        let i = ipam(&store, FakeRoutes::default());
+        for p in [
+            "0.0.0.0/0",
+            "::/0",
+            "10.0.0.0/7",
+            "127.0.0.0/24",
+            "224.0.0.0/24",
+            "0.1.0.0/16",
+            "ff02::/64",
+            "::/64",
+        ] {
+            let r = i.request_pool(pool_req(p, "", &[])).await;
+            assert!(r.is_err(), "{p} accepted");
+        }
+        // Nothing was recorded: a default pool is still handed out.
+        let d = i.request_pool(pool_req("", "", &[])).await.unwrap();
+        assert_eq!(d.pool, "10.200.0.0/24");
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_release_is_answered_only_after_a_flush() {
+        let store = common::Store::temporary().unwrap();
+        let i = ipam(&store, FakeRoutes::default());
+        let p = i
+            .request_pool(pool_req("10.97.0.0/24", "", &[]))
+            .await
+            .unwrap();
+        let a = take(&i, &p.pool_id, "").await.unwrap();
+        let rel = || api::ReleaseAddressRequest {
+            pool_id: p.pool_id.clone(),
+            address: a.clone(),
+        };
+        i.release_address(rel()).await.unwrap();
+        let before = store
+            .flush_stats()
+            .count
+            .load(std::sync::atomic::Ordering::SeqCst);
+        // The second release finds nothing held (the first changed memory); it must still not
+        // answer before a flush, which covers a concurrent first release still in flight.
+        i.release_address(rel()).await.unwrap();
+        assert!(
+            store
+                .flush_stats()
+                .count
+                .load(std::sync::atomic::Ordering::SeqCst)
+                > before
+        );
     }
 
     #[tokio::test]

@@ -23,6 +23,9 @@ const NLA_F_NESTED: u16 = 0x8000;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
+/// `inet`: one table whose chains see IPv4 and IPv6 alike, so isolation by interface holds for
+/// both families.
+const NFPROTO_INET: u8 = 1;
 const NFPROTO_IPV4: u8 = 2;
 // nf_tables message types
 const NFT_MSG_NEWTABLE: u16 = 0;
@@ -65,6 +68,7 @@ const REG_2: u32 = 2;
 const META_IIFNAME: u32 = 6;
 const META_OIFNAME: u32 = 7;
 const META_L4PROTO: u32 = 16;
+const META_NFPROTO: u32 = 15;
 // ct keys and bits
 const CT_STATE: u32 = 0;
 const CT_STATUS: u32 = 2;
@@ -262,9 +266,19 @@ fn ct_has(key: u32, bits: u32) -> Vec<Expr> {
     ]
 }
 
-/// `ip saddr|daddr in net` (offset 12 = saddr, 16 = daddr).
+/// `meta nfproto ipv4`: in the `inet` table, guards every match on IPv4 header fields.
+fn is_ipv4() -> Vec<Expr> {
+    vec![
+        meta(META_NFPROTO, REG_1),
+        cmp(CMP_EQ, REG_1, &[NFPROTO_IPV4]),
+    ]
+}
+
+/// `ip saddr|daddr in net` (offset 12 = saddr, 16 = daddr), IPv4 packets only.
 fn ip_in(offset: u32, net: ipnet::Ipv4Net, eq: bool) -> Vec<Expr> {
     vec![
+        meta(META_NFPROTO, REG_1),
+        cmp(CMP_EQ, REG_1, &[NFPROTO_IPV4]),
         payload(PAYLOAD_NETWORK, offset, 4, REG_1),
         bitwise(REG_1, &net.netmask().octets()),
         cmp(
@@ -342,6 +356,7 @@ fn port_rules(p: &FwPort, out: &mut Vec<Rule>) {
     let loopback = ipnet::Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).ok();
     for chain in [CHAIN_PREROUTING, CHAIN_OUTPUT] {
         let mut parts = vec![
+            is_ipv4(),
             dest_match(p.host_ip),
             vec![meta(META_L4PROTO, REG_1), cmp(CMP_EQ, REG_1, &[p.proto])],
             vec![
@@ -437,12 +452,41 @@ impl Batch {
             } else {
                 0
             };
+        self.table_in(kind, name, NFPROTO_INET, a, flags);
+    }
+
+    fn table_in(&mut self, kind: u16, name: &str, family: u8, a: Attrs, flags: u16) {
+        let fam = if family == NFPROTO_INET { "inet" } else { "ip" };
         let what = if kind == NFT_MSG_NEWTABLE {
-            format!("add table ip {name}")
+            format!("add table {fam} {name}")
         } else {
-            format!("delete table ip {name}")
+            format!("delete table {fam} {name}")
         };
-        self.msg(kind, flags, NFPROTO_IPV4, a, &what);
+        self.msg(kind, flags, family, a, &what);
+    }
+
+    /// Remove a table of family `ip` left by versions before the `inet` table (absent: fine):
+    /// created if missing, then deleted, in the same batch.
+    fn drop_legacy_table(&mut self, name: &str) {
+        let mut a = Attrs::default();
+        a.str(NFTA_TABLE_NAME, name);
+        a.be32(NFTA_TABLE_FLAGS, 0);
+        self.table_in(
+            NFT_MSG_NEWTABLE,
+            name,
+            NFPROTO_IPV4,
+            a,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE,
+        );
+        let mut a = Attrs::default();
+        a.str(NFTA_TABLE_NAME, name);
+        self.table_in(
+            NFT_MSG_DELTABLE,
+            name,
+            NFPROTO_IPV4,
+            a,
+            NLM_F_REQUEST | NLM_F_ACK,
+        );
     }
 
     fn chain(&mut self, table: &str, name: &str, kind: &str, hook: u32, prio: i32) {
@@ -458,7 +502,7 @@ impl Batch {
         self.msg(
             NFT_MSG_NEWCHAIN,
             NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE,
-            NFPROTO_IPV4,
+            NFPROTO_INET,
             a,
             &format!("add chain {name}"),
         );
@@ -471,7 +515,7 @@ impl Batch {
         self.msg(
             NFT_MSG_DELRULE,
             NLM_F_REQUEST | NLM_F_ACK,
-            NFPROTO_IPV4,
+            NFPROTO_INET,
             a,
             &format!("flush chain {chain}"),
         );
@@ -494,7 +538,7 @@ impl Batch {
         self.msg(
             NFT_MSG_NEWRULE,
             NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND,
-            NFPROTO_IPV4,
+            NFPROTO_INET,
             a,
             &format!("add rule #{n} in chain {}", r.chain),
         );
@@ -519,6 +563,7 @@ pub fn encode_replace(rules: &Ruleset, seq: u32) -> (Vec<u8>, Vec<(u32, String)>
     // Table and base chains are created if missing and kept otherwise; their rules are flushed
     // and written again. Deleting the table instead would unregister the hooks, and each
     // unregistration waits for an RCU grace period (tens of ms on a small VM).
+    b.drop_legacy_table(t);
     b.table(NFT_MSG_NEWTABLE, t);
     for (chain, kind, hook, prio) in CHAINS {
         b.chain(t, chain, kind, hook, prio);
@@ -540,6 +585,7 @@ pub fn encode_replace(rules: &Ruleset, seq: u32) -> (Vec<u8>, Vec<(u32, String)>
 /// The batch removing the table (absent: fine).
 pub fn encode_delete(table: &str, seq: u32) -> (Vec<u8>, Vec<(u32, String)>) {
     let mut b = Batch::new(seq);
+    b.drop_legacy_table(table);
     b.table(NFT_MSG_NEWTABLE, table);
     b.table(NFT_MSG_DELTABLE, table);
     b.finish()
@@ -694,11 +740,16 @@ mod tests {
         assert_eq!(types.first(), Some(&NFNL_MSG_BATCH_BEGIN));
         assert_eq!(types.last(), Some(&NFNL_MSG_BATCH_END));
         let t = |m: u16| (NFNL_SUBSYS_NFTABLES << 8) | m;
+        // A legacy `ip` table of the same name is added and deleted, then the `inet` table.
         assert_eq!(types[1], t(NFT_MSG_NEWTABLE));
+        assert_eq!(types[2], t(NFT_MSG_DELTABLE));
+        assert_eq!(types[3], t(NFT_MSG_NEWTABLE));
+        assert!(what[1].1.starts_with("add table ip "), "{what:?}");
+        assert!(what[3].1.starts_with("add table inet "), "{what:?}");
         let count = |m: u16| types.iter().filter(|&&x| x == t(m)).count();
         assert_eq!(count(NFT_MSG_NEWCHAIN), 4);
         assert_eq!(count(NFT_MSG_DELRULE), 4);
-        assert_eq!(count(NFT_MSG_DELTABLE), 0);
+        assert_eq!(count(NFT_MSG_DELTABLE), 1);
         // network 1: icc, established, dnat, drop, hairpin, masquerade = 6; internal: 3; port: 2.
         assert_eq!(
             types.iter().filter(|&&x| x == t(NFT_MSG_NEWRULE)).count(),
@@ -710,8 +761,13 @@ mod tests {
 
     #[test]
     fn delete_batch_and_acks() {
-        let (buf, _) = encode_delete("t", 1);
-        assert_eq!(walk(&buf).len(), 4);
+        let (buf, what) = encode_delete("t", 1);
+        // begin, legacy ip add+delete, inet add+delete, end
+        assert_eq!(walk(&buf).len(), 6);
+        assert!(
+            what.iter().any(|(_, w)| w == "delete table inet t"),
+            "{what:?}"
+        );
         let mut ack = Vec::new();
         ack.extend_from_slice(&36u32.to_ne_bytes());
         ack.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());

@@ -9,8 +9,9 @@ for t in test_*.sh; do
   echo "=== $t"
   start=$(date +%s)
   # One test file at a time per machine: test files create host bridges and subnets that would
-  # clash if two runs (two checkouts) overlapped.
-  if flock /tmp/outboard-e2e.lock bash "$t"; then echo "=== $t passed in $(( $(date +%s) - start ))s"
+  # clash if two runs (two checkouts) overlapped. -o: daemons the test starts must not inherit the
+  # lock (a leaked one would hold it forever).
+  if flock -o /tmp/outboard-e2e.lock bash "$t"; then echo "=== $t passed in $(( $(date +%s) - start ))s"
   else failed+=("$t"); echo "=== $t FAILED"; fi
 done
 if [ ${#failed[@]} -gt 0 ]; then echo "failed: ${failed[*]}"; exit 1; fi

@@ -21,9 +21,11 @@ HP=$(( 20000 + $$ % 10000 ))
 ip_of() { docker inspect -f "{{.NetworkSettings.Networks.$2.IPAddress}}" "$1"; }
 outside() { ip netns exec "$NSO" "$@"; }
 FWD_SAVED=$(cat /proc/sys/net/ipv4/ip_forward)
+FWD6_SAVED=$(cat /proc/sys/net/ipv6/conf/all/forwarding)
 UPLINK=$(ip route show default | awk '{print $5; exit}')
 fw_cleanup() {
   echo "$FWD_SAVED" > /proc/sys/net/ipv4/ip_forward
+  echo "$FWD6_SAVED" > /proc/sys/net/ipv6/conf/all/forwarding
   nft delete table inet "$GUARD" 2>/dev/null
   ip link del "$VH" 2>/dev/null
   ip netns del "$NSO" 2>/dev/null
@@ -58,10 +60,10 @@ check "net N (masquerade off)" docker network create -d "$D" --subnet 10.96.3.0/
 check "net Q (icc off)" docker network create -d "$D" --subnet 10.96.4.0/24 -o bridge_name="obt${S}q" \
   -o com.docker.network.bridge.enable_icc=false fwQ
 check "net I (internal)" docker network create -d "$D" --internal --subnet 10.96.5.0/24 -o bridge_name="obt${S}i" fwI
-check "table $TABLE exists" nft list table ip "$TABLE"
-rules=$(nft list table ip "$TABLE")
+check "table $TABLE exists" nft list table inet "$TABLE"
+rules=$(nft list table inet "$TABLE")
 expect_contains "masquerade rule for A" 'ip saddr 10.96.1.0/24 oifname != "obt'"$S"'a" masquerade' "$rules"
-check "no masquerade rule for N" sh -c "! nft list table ip $TABLE | grep -q 'saddr 10.96.3.0/24 oifname !='"
+check "no masquerade rule for N" sh -c "! nft list table inet $TABLE | grep -q 'saddr 10.96.3.0/24 oifname !='"
 
 for c in a1:fwA a2:fwA b1:fwB n1:fwN q1:fwQ q2:fwQ i1:fwI; do
   check "run ${c%%:*} on ${c##*:}" docker run -d --name "${c%%:*}" --network "${c##*:}" "$IMAGE" sleep 600
@@ -90,7 +92,7 @@ check "masquerade off: n1 does not reach the outside host" sh -c "! docker exec 
 # --- published port from the outside host
 check "web container publishes $HP->80" docker run -d --name web --network fwA -p "$HP:80" "$IMAGE" \
   sh -c 'echo hello-from-web > /tmp/index.html; exec httpd -f -p 80 -h /tmp'
-expect_contains "DNAT rule present" "dnat to $(ip_of web fwA):80" "$(nft list table ip "$TABLE")"
+expect_contains "DNAT rule present" "dnat to $(ip_of web fwA):80" "$(nft list table inet "$TABLE")"
 check "outside host reaches the published port" retry 25 sh -c \
   "ip netns exec $NSO curl -s -m 2 http://10.96.200.1:$HP/ | grep -q hello-from-web"
 check "the host itself reaches the published port" retry 10 sh -c \
@@ -102,12 +104,37 @@ expect_fail "a second container cannot take the same host port" "already publish
   docker run -d --name web2 --network fwA -p "$HP:80" "$IMAGE" sleep 600
 docker rm -f web2 >/dev/null 2>&1
 check "stop the web container" docker stop -t 1 web
-check "DNAT rule gone after stop" sh -c "! nft list table ip $TABLE | grep -q 'dnat to'"
+check "DNAT rule gone after stop" sh -c "! nft list table inet $TABLE | grep -q 'dnat to'"
 check "port no longer reachable" sh -c "! ip netns exec $NSO curl -s -m 1 http://10.96.200.1:$HP/"
+
+# --- IPv6 parity: the same isolation, icc=false and internal for IPv6 while the host forwards
+# IPv6 (the guard table is inet: it covers IPv6 toward the uplink too).
+echo 1 > /proc/sys/net/ipv6/conf/all/forwarding
+ip6_of() { docker inspect -f "{{.NetworkSettings.Networks.$2.GlobalIPv6Address}}" "$1"; }
+check "v6 net A6" docker network create -d "$D" --ipv6 --subnet 10.96.6.0/24 --subnet fd96:6::/64 -o bridge_name="obt${S}c" fwA6
+check "v6 net B6" docker network create -d "$D" --ipv6 --subnet 10.96.7.0/24 --subnet fd96:7::/64 -o bridge_name="obt${S}d" fwB6
+check "v6 net Q6 (icc off)" docker network create -d "$D" --ipv6 --subnet 10.96.8.0/24 --subnet fd96:8::/64 \
+  -o bridge_name="obt${S}e" -o com.docker.network.bridge.enable_icc=false fwQ6
+check "v6 net I6 (internal)" docker network create -d "$D" --ipv6 --internal --subnet 10.96.9.0/24 --subnet fd96:9::/64 \
+  -o bridge_name="obt${S}f" fwI6
+for c in a61:fwA6 a62:fwA6 b61:fwB6 q61:fwQ6 q62:fwQ6 i61:fwI6; do
+  check "run ${c%%:*} on ${c##*:}" docker run -d --name "${c%%:*}" --network "${c##*:}" "$IMAGE" sleep 600
+done
+check "a61 has an IPv6 address" test -n "$(ip6_of a61 fwA6)"
+check "IPv6: a61 pings a62 (same network)" retry 25 docker exec a61 ping -6 -c 1 -W 1 "$(ip6_of a62 fwA6)"
+check "IPv6: a61 reaches B6's gateway on the host" retry 25 docker exec a61 ping -6 -c 1 -W 1 fd96:7::1
+check "IPv6: a61 cannot reach b61 on network B6" sh -c "! docker exec a61 ping -6 -c 1 -W 1 $(ip6_of b61 fwB6)"
+check "IPv6: b61 cannot reach a61 on network A6" sh -c "! docker exec b61 ping -6 -c 1 -W 1 $(ip6_of a61 fwA6)"
+check "IPv6: i61 (internal) cannot reach a61" sh -c "! docker exec i61 ping -6 -c 1 -W 1 $(ip6_of a61 fwA6)"
+check "IPv6: q61 reaches its gateway" retry 25 docker exec q61 ping -6 -c 1 -W 1 fd96:8::1
+check "IPv6 icc=false: q61 cannot reach q62" sh -c "! docker exec q61 ping -6 -c 1 -W 1 $(ip6_of q62 fwQ6)"
+check "IPv4 still isolated in the same table: a61 cannot reach b61" sh -c "! docker exec a61 ping -c 1 -W 1 $(ip_of b61 fwB6)"
+echo "$FWD6_SAVED" > /proc/sys/net/ipv6/conf/all/forwarding
+docker rm -f a61 a62 b61 q61 q62 i61 >/dev/null 2>&1
 
 # --- tear down: the table goes with the last network
 docker rm -f a1 a2 b1 n1 q1 q2 i1 web >/dev/null 2>&1
-for n in fwA fwB fwN fwQ fwI; do check "rm $n" docker network rm $n; done
+for n in fwA fwB fwN fwQ fwI fwA6 fwB6 fwQ6 fwI6; do check "rm $n" docker network rm $n; done
 expect_eq "no nftables table of ours left" 0 "$(nft list tables | grep -c "$TABLE")"
 expect_eq "no bridge or veth of ours left" 0 \
-  "$(ip -o link show | grep -c -e "outboard-network $TAG " -e "obt${S}[abnqi]")"
+  "$(ip -o link show | grep -c -e "outboard-network $TAG " -e "obt${S}[abnqicdef]")"

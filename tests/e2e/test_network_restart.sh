@@ -15,7 +15,8 @@ our_links() { ip -o link show | grep -c -e "outboard-network $TAG " -e "obt${S}"
 ip_of() { docker inspect -f "{{.NetworkSettings.Networks.$2.IPAddress}}" "$1"; }
 running() { [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
 new_pid() { local p; p=$(plugin_pid "$D") && [ -n "$p" ] && [ "$p" != "$1" ]; }
-cleanup_extra() { ip link del "ob${OTHER}000000000" 2>/dev/null; ip link del "obt${S}z" 2>/dev/null; ip link del "ob${TAG}dead00000" 2>/dev/null; }
+plugin_log_has() { plugin_log "$D" | grep -q "$1"; }
+cleanup_extra() { [ -n "${BF:-}" ] && ip link del "$BF" 2>/dev/null;  ip link del "ob${OTHER}000000000" 2>/dev/null; ip link del "obt${S}z" 2>/dev/null; ip link del "ob${TAG}dead00000" 2>/dev/null; }
 trap 'rc=$?; cleanup_extra; (exit $rc); e2e_teardown' EXIT
 
 check "network A" docker network create -d "$D" --subnet 10.99.10.0/24 -o bridge_name="obt${S}r" netR
@@ -44,7 +45,9 @@ PID=$(plugin_pid "$D")
 check "plugin pid found ($PID)" test -n "$PID"
 kill -9 "$PID"
 check "dockerd restarted the plugin" retry 100 new_pid "$PID"
-check "reconcile deleted the stale generated link" retry 50 sh -c "! ip link show ob${TAG}dead00000"
+check "reconcile re-created netS's bridge (first pass)" retry 50 ip link show "$BS"
+check "an unmarked link under our naming is left alone (ownership by mark, not name)" ip link show "ob${TAG}dead00000"
+check "and reported in the plugin log" retry 25 plugin_log_has 'no mark: left alone'
 check "reconcile deleted the stale aliased link" retry 50 sh -c "! ip link show obt${S}z"
 check "reconcile kept another instance's link" ip link show "ob${OTHER}000000000"
 check "reconcile re-created netS's bridge" retry 50 ip link show "$BS"
@@ -55,6 +58,24 @@ check "c4 pings c2" docker exec c4 ping -c 1 -W 2 "$(ip_of c2 netR)"
 check "after SIGKILL: new container on the re-created netS" docker run -d --name s1 --network netS "$IMAGE" sleep 600
 check "s1 pings netS's gateway" docker exec s1 ping -c 1 -W 2 10.99.11.1
 cleanup_extra
+
+# --- an administrator's bridge under our bridge's name: never used, attached to or deleted
+check "network F" docker network create -d "$D" --subnet 10.99.12.0/24 netF
+NF=$(docker network inspect -f '{{.Id}}' netF)
+BF=ob${TAG}${NF:0:9}
+check "F's bridge exists" ip link show "$BF"
+ip link del "$BF"
+check "admin creates a bridge under that name, with an address of its own" sh -c \
+  "ip link add '$BF' type bridge && ip addr add 10.99.13.1/24 dev '$BF' && ip link set '$BF' up"
+expect_fail "a container cannot join netF (foreign bridge named)" "$BF" docker run --rm --network netF "$IMAGE" true
+PID=$(plugin_pid "$D"); kill -9 "$PID"
+check "dockerd restarted the plugin again" retry 100 new_pid "$PID"
+check "reconcile left the admin's bridge alone" retry 10 sh -c "ip -o -4 addr show dev '$BF' | grep -q 10.99.13.1"
+expect_eq "nothing attached to the admin's bridge" 0 "$(ip -o link show master "$BF" | wc -l)"
+expect_fail "docker network rm netF fails, naming the link" "$BF" docker network rm netF
+check "the admin's bridge survives the rm attempt" ip link show "$BF"
+ip link del "$BF"
+check "once the admin link is gone, rm netF works" docker network rm netF
 
 # --- dockerd restart (containers are stopped by the harness; restart=always brings c1/c2 back)
 docker rm -f c3 c4 s1 >/dev/null

@@ -120,6 +120,7 @@ impl Sys for NetlinkSys {
         let msg = LinkMessageBuilder::<LinkBridge>::new(&spec.tmp_name)
             .mtu(spec.mtu)
             .append_info_data(InfoBridge::NfCallIpTables(spec.nf_call_iptables))
+            .append_info_data(InfoBridge::NfCallIp6Tables(spec.nf_call_iptables))
             .build();
         self.handle
             .link()
