@@ -531,22 +531,43 @@ impl<S: Sys> Service<S> {
         let Some(net) = self.networks.get(network_id)? else {
             return Ok(());
         };
+        let mut foreign = Vec::new();
         for r in self.endpoints.iter() {
             let (key, ep) = r?;
             if ep.network_id == network_id {
-                self.delete_owned(&ep.host, &Owner::Endpoint(ep.id.clone()))
-                    .await?;
+                match self
+                    .delete_owned(&ep.host, &Owner::Endpoint(ep.id.clone()))
+                    .await
+                {
+                    Err(NetworkError::Conflict(m)) => foreign.push(m),
+                    other => other?,
+                }
                 self.endpoints.remove(&key)?;
             }
         }
-        self.delete_owned(&net.bridge, &Owner::Network(net.id.clone()))
-            .await?;
+        // dockerd forgets the network whatever this answers (libnetwork honours only
+        // "forbidden" errors from DeleteNetwork): a foreign link under our name is left
+        // untouched, our record goes, and the error below lands in dockerd's log.
+        match self
+            .delete_owned(&net.bridge, &Owner::Network(net.id.clone()))
+            .await
+        {
+            Err(NetworkError::Conflict(m)) => foreign.push(m),
+            other => other?,
+        }
         self.networks.remove(network_id)?;
         self.store.flush().await?;
         if let Err(e) = self.refresh_firewall().await {
             tracing::warn!(error = %e, "firewall not updated after network removal");
         }
         tracing::info!(network = %short(network_id), bridge = %net.bridge, "network deleted");
+        if !foreign.is_empty() {
+            return Err(NetworkError::Conflict(format!(
+                "network {} forgotten, but links under its names were left untouched: {}",
+                short(network_id),
+                foreign.join("; ")
+            )));
+        }
         Ok(())
     }
 

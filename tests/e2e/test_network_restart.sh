@@ -72,10 +72,11 @@ PID=$(plugin_pid "$D"); kill -9 "$PID"
 check "dockerd restarted the plugin again" retry 100 new_pid "$PID"
 check "reconcile left the admin's bridge alone" retry 10 sh -c "ip -o -4 addr show dev '$BF' | grep -q 10.99.13.1"
 expect_eq "nothing attached to the admin's bridge" 0 "$(ip -o link show master "$BF" | wc -l)"
-expect_fail "docker network rm netF fails, naming the link" "$BF" docker network rm netF
-check "the admin's bridge survives the rm attempt" ip link show "$BF"
+# dockerd forgets a network whatever DeleteNetwork answers; the plugin's refusal lands in its log.
+check "docker network rm netF" docker network rm netF
+check "the admin's bridge survives the rm, with its address" sh -c "ip -o -4 addr show dev '$BF' | grep -q 10.99.13.1"
+check "dockerd logged the plugin naming the foreign link" retry 10 sh -c "grep -q 'not this driver' '$DOCKERD_LOG'"
 ip link del "$BF"
-check "once the admin link is gone, rm netF works" docker network rm netF
 
 # --- dockerd restart (containers are stopped by the harness; restart=always brings c1/c2 back)
 docker rm -f c3 c4 s1 >/dev/null
