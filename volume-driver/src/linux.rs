@@ -24,24 +24,85 @@ fn errno(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
 
+/// Open directory `path` without following a symlink in its last component, or `..`: the
+/// parent is the plugin's own root (trusted, opened normally); the name inside it is resolved
+/// with `openat2(RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH)`, so a symlink planted in the data or
+/// mount root (e.g. by a container that holds a bind volume over it) is refused (`ELOOP`), never
+/// followed. `O_PATH` fds serve as mount sources and targets (`/proc/self/fd/N`); `readable`
+/// gives a real fd for `fchown`/`fchmod`/`fsync`.
+fn open_dir_nofollow(path: &Path, readable: bool) -> io::Result<std::os::fd::OwnedFd> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    };
+    let pfd = nix::fcntl::open(
+        parent,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)?;
+    let access = if readable {
+        OFlag::O_RDONLY
+    } else {
+        OFlag::O_PATH
+    };
+    let how = OpenHow::new()
+        .flags(access | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+    nix::fcntl::openat2(&pfd, Path::new(name), how).map_err(|e| {
+        let link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        if e == Errno::ELOOP || link {
+            io::Error::other(format!(
+                "{} is a symbolic link: refused (never followed)",
+                path.display()
+            ))
+        } else {
+            errno(e)
+        }
+    })
+}
+
+/// The path of an open fd, for mount(2) (the magic link names exactly that directory).
+fn fd_path(fd: &std::os::fd::OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// fsync the directory holding `path`, so a create or rename in it survives power loss.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(p) => fs::File::open(p)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+/// Owner and mode through an fd opened without following symlinks.
 fn apply(path: &Path, own: Ownership) -> io::Result<()> {
+    if own.uid.is_none() && own.gid.is_none() && own.mode.is_none() {
+        return Ok(());
+    }
+    let fd = open_dir_nofollow(path, true)?;
     if own.uid.is_some() || own.gid.is_some() {
-        nix::unistd::chown(path, own.uid.map(Uid::from_raw), own.gid.map(Gid::from_raw))
+        nix::unistd::fchown(&fd, own.uid.map(Uid::from_raw), own.gid.map(Gid::from_raw))
             .map_err(errno)?;
     }
     if let Some(mode) = own.mode {
         // chmod after chown: chown clears set-id bits.
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(errno)?;
     }
     Ok(())
 }
 
-/// Create a mount point directory if missing (mode 0755).
-fn ensure_mountpoint(target: &Path) -> io::Result<()> {
+/// Create a mount point directory if missing (mode 0755) and open it without following a
+/// symlink: mounts go onto this fd, never onto a path a planted symlink could redirect.
+fn ensure_mountpoint(target: &Path) -> io::Result<std::os::fd::OwnedFd> {
     match fs::create_dir(target) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
-        _ => Ok(()),
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
     }
+    open_dir_nofollow(target, false)
 }
 
 /// Undo `octal escapes` (`\040` for a space) of /proc/self/mountinfo fields.
@@ -98,6 +159,9 @@ impl Sys for LinuxSys {
             ..own
         };
         apply(path, own)?;
+        if !existed {
+            sync_parent(path)?;
+        }
         Ok(existed)
     }
 
@@ -110,11 +174,17 @@ impl Sys for LinuxSys {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        fs::rename(from, to)
+        fs::rename(from, to)?;
+        sync_parent(to)?;
+        if from.parent() != to.parent() {
+            sync_parent(from)?;
+        }
+        Ok(())
     }
 
     fn is_dir(&self, path: &Path) -> io::Result<bool> {
-        match fs::metadata(path) {
+        // A symlink is not a volume directory, whatever it points to.
+        match fs::symlink_metadata(path) {
             Ok(m) => Ok(m.is_dir()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
@@ -128,10 +198,11 @@ impl Sys for LinuxSys {
     }
 
     fn bind(&self, source: &Path, target: &Path) -> io::Result<()> {
-        ensure_mountpoint(target)?;
+        let src = open_dir_nofollow(source, false)?;
+        let tgt = ensure_mountpoint(target)?;
         nix::mount::mount(
-            Some(source),
-            target,
+            Some(fd_path(&src).as_str()),
+            fd_path(&tgt).as_str(),
             None::<&str>,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&str>,
@@ -146,13 +217,13 @@ impl Sys for LinuxSys {
                 "now resolves to {resolved} (a symlink changed since the volume was created)"
             )));
         }
-        ensure_mountpoint(target)?;
+        let tgt = ensure_mountpoint(target)?;
         // Mount the very directory we resolved (through its fd), not a path a symlink swap could
         // redirect between the check and the mount.
-        let src = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let src = fd_path(&fd);
         nix::mount::mount(
             Some(src.as_str()),
-            target,
+            fd_path(&tgt).as_str(),
             None::<&str>,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&str>,
@@ -161,7 +232,7 @@ impl Sys for LinuxSys {
     }
 
     fn mount_tmpfs(&self, target: &Path, size: Option<u64>, own: Ownership) -> io::Result<()> {
-        ensure_mountpoint(target)?;
+        let tgt = ensure_mountpoint(target)?;
         let mut data = Vec::new();
         if let Some(s) = size {
             data.push(format!("size={s}"));
@@ -175,7 +246,7 @@ impl Sys for LinuxSys {
         data.push(format!("mode={:o}", own.mode.unwrap_or(0o755)));
         nix::mount::mount(
             Some("outboard-volume"),
-            target,
+            fd_path(&tgt).as_str(),
             Some("tmpfs"),
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             Some(data.join(",").as_str()),
@@ -186,7 +257,9 @@ impl Sys for LinuxSys {
     fn release_mountpoint(&self, target: &Path) -> io::Result<()> {
         // Bounded: a handful of stacked mounts at most.
         for _ in 0..16 {
-            match nix::mount::umount2(target, MntFlags::MNT_DETACH) {
+            // UMOUNT_NOFOLLOW: a symlink planted at the mount point never makes this detach a
+            // mount elsewhere.
+            match nix::mount::umount2(target, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW) {
                 Ok(()) => continue,
                 Err(Errno::EINVAL) | Err(Errno::ENOENT) => break,
                 Err(e) => return Err(errno(e)),
@@ -326,6 +399,49 @@ mod tests {
         assert_eq!(s.resolve_in_root(r, "/srv/escape").unwrap(), "/etc");
         assert_eq!(s.resolve_in_root(r, "/srv/data/up").unwrap(), "/");
         assert!(s.resolve_in_root(r, "/nope").is_err());
+    }
+
+    /// Needs root (mount): a symlink planted in the data root or at a mount point is refused,
+    /// never followed, and release never detaches a mount a symlink points to.
+    #[test]
+    fn symlinks_in_our_roots_are_never_followed() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        let mnt = root.path().join("mnt");
+        let elsewhere = root.path().join("elsewhere");
+        for d in [&data, &mnt, &elsewhere] {
+            fs::create_dir(d).unwrap();
+        }
+        fs::write(elsewhere.join("secret"), b"s").unwrap();
+        let s = LinuxSys;
+        // A symlink as a volume's data directory.
+        std::os::unix::fs::symlink(&elsewhere, data.join("v1")).unwrap();
+        assert!(!s.is_dir(&data.join("v1")).unwrap());
+        let e = s.bind(&data.join("v1"), &mnt.join("v1")).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(s
+            .make_volume_dir(&data.join("v1"), Ownership::default())
+            .is_err());
+        // A symlink as a mount point: nothing is mounted over its target.
+        fs::create_dir(data.join("v2")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, mnt.join("v2")).unwrap();
+        assert!(s.bind(&data.join("v2"), &mnt.join("v2")).is_err());
+        assert!(s
+            .mount_tmpfs(&mnt.join("v2"), None, Ownership::default())
+            .is_err());
+        assert!(elsewhere.join("secret").exists());
+        // A real mount elsewhere, and a symlink to it at a mount point: release leaves it.
+        let other = root.path().join("other");
+        s.mount_tmpfs(&other, None, Ownership::default())
+            .expect("mount tmpfs (needs root)");
+        fs::remove_file(mnt.join("v2")).unwrap();
+        std::os::unix::fs::symlink(&other, mnt.join("v2")).unwrap();
+        let _ = s.release_mountpoint(&mnt.join("v2"));
+        assert!(s.mounts_under(root.path()).unwrap().contains(&other));
+        s.release_mountpoint(&other).unwrap();
+        // The honest path still works.
+        s.bind(&data.join("v2"), &mnt.join("v3")).unwrap();
+        s.release_mountpoint(&mnt.join("v3")).unwrap();
     }
 
     #[test]
