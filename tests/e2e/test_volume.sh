@@ -167,3 +167,12 @@ expect_eq "keep data after a reinstall" "precious" "$(run -v keep:/x $IMAGE cat 
 check "rm keep" docker volume rm keep
 check "keep data deleted" test ! -e "$DATA/keep"
 check "plugin logged reconciliation" grep -q reconciled <(plugin_log $P)
+
+# --- Symlinks planted in the plugin's own data root are never followed.
+mkdir -p "$E2E_DIR/decoy"; echo decoy > "$E2E_DIR/decoy/f"
+ln -s "$E2E_DIR/decoy" "$DATA/planted"
+expect_fail "create over a planted symlink is refused" "" docker volume create -d $P planted
+check "the symlink's target was not chowned or changed" sh -c "[ \"\$(cat '$E2E_DIR/decoy/f')\" = decoy ]"
+check "no container ever saw the decoy through the volume" sh -c "! docker run --rm -v planted:/x $IMAGE cat /x/f 2>/dev/null | grep -q decoy"
+rm -f "$DATA/planted"
+check "a plain volume still works after" sh -c "docker volume create -d $P after >/dev/null && docker run --rm -v after:/x $IMAGE sh -c 'echo ok > /x/f' && docker volume rm after >/dev/null"
