@@ -397,6 +397,8 @@ struct Batch {
     seq: u32,
     /// What each sequence number did, for error messages.
     what: Vec<(u32, String)>,
+    /// Offset of the flags of the last content message, and its sequence number.
+    last: Option<(usize, u32)>,
 }
 
 impl Batch {
@@ -405,6 +407,7 @@ impl Batch {
             buf: Vec::new(),
             seq,
             what: Vec::new(),
+            last: None,
         };
         b.msg(
             NFNL_MSG_BATCH_BEGIN,
@@ -424,8 +427,15 @@ impl Batch {
         } else {
             (NFNL_SUBSYS_NFTABLES << 8) | kind
         };
+        // Only the batch's last message asks for an ack (see `finish`): a kernel answer per
+        // message overflows the receive buffer on large batches (ENOBUFS from ~40 networks).
+        // Errors are reported for any message whether it asked for an ack or not.
+        let flags = if batch { flags } else { flags & !NLM_F_ACK };
         self.buf.extend_from_slice(&(len as u32).to_ne_bytes());
         self.buf.extend_from_slice(&ty.to_ne_bytes());
+        if !batch {
+            self.last = Some((self.buf.len(), self.seq));
+        }
         self.buf.extend_from_slice(&flags.to_ne_bytes());
         self.buf.extend_from_slice(&self.seq.to_ne_bytes());
         self.buf.extend_from_slice(&0u32.to_ne_bytes());
@@ -545,6 +555,10 @@ impl Batch {
     }
 
     fn finish(mut self) -> (Vec<u8>, Vec<(u32, String)>) {
+        if let Some((at, _)) = self.last {
+            let flags = u16::from_ne_bytes([self.buf[at], self.buf[at + 1]]) | NLM_F_ACK;
+            self.buf[at..at + 2].copy_from_slice(&flags.to_ne_bytes());
+        }
         self.msg(
             NFNL_MSG_BATCH_END,
             NLM_F_REQUEST,
@@ -608,6 +622,19 @@ pub fn send(batch: &[u8], what: &[(u32, String)]) -> Result<(), SysError> {
     use std::os::fd::AsRawFd;
     bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))
         .map_err(|e| SysError::Other(format!("nftables netlink bind: {e}")))?;
+    // A batch goes in one sendmsg, limited by the socket's send buffer (EMSGSIZE past ~200 KiB,
+    // about 100 networks with the default): size both buffers for this batch (the FORCE
+    // variants need CAP_NET_ADMIN, which the plugin has; fall back to the plain ones).
+    let want = batch.len().saturating_mul(2).saturating_add(1 << 16);
+    {
+        use nix::sys::socket::{setsockopt, sockopt};
+        if setsockopt(&fd, sockopt::SndBufForce, &want).is_err() {
+            let _ = setsockopt(&fd, sockopt::SndBuf, &want);
+        }
+        if setsockopt(&fd, sockopt::RcvBufForce, &(1 << 20)).is_err() {
+            let _ = setsockopt(&fd, sockopt::RcvBuf, &(1 << 20));
+        }
+    }
     let sent = nl_send(fd.as_raw_fd(), batch, MsgFlags::empty())
         .map_err(|e| SysError::from_errno(e as i32))?;
     if sent != batch.len() {
@@ -618,6 +645,12 @@ pub fn send(batch: &[u8], what: &[(u32, String)]) -> Result<(), SysError> {
     }
     let mut buf = vec![0u8; 1 << 16];
     let mut first_error: Option<(u32, i32)> = None;
+    let last_seq = what
+        .iter()
+        .rev()
+        .find(|(_, w)| w != "batch end")
+        .map(|(s, _)| *s);
+    let mut acked = false;
     loop {
         let n = match recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
             Ok(n) => n,
@@ -632,10 +665,16 @@ pub fn send(batch: &[u8], what: &[(u32, String)]) -> Result<(), SysError> {
             if err != 0 && first_error.is_none() {
                 first_error = Some((seq, err));
             }
+            if err == 0 && Some(seq) == last_seq {
+                acked = true;
+            }
         }
     }
     match first_error {
-        None => Ok(()),
+        None if acked || last_seq.is_none() => Ok(()),
+        None => Err(SysError::Other(
+            "nftables: the kernel did not acknowledge the batch".into(),
+        )),
         Some((seq, err)) => {
             let step = what
                 .iter()

@@ -381,18 +381,21 @@ impl<S: Sys> Service<S> {
             return Err(e);
         }
         if let Err(e) = self.refresh_firewall().await {
-            if let Some(demand) = net.spec.firewall_demand() {
-                let _ = self.networks.remove(&id);
-                let _ = self.store.flush().await;
-                self.delete_quietly(&bridge, &me).await;
-                let _ = self.refresh_firewall().await;
-                return Err(NetworkError::FirewallUnavailable {
-                    what: demand.to_string(),
-                    reason: e.to_string(),
-                });
-            }
-            tracing::warn!(network = %short(&id), error = %e,
-                "firewall unavailable: plain bridging only (no isolation, masquerade or published ports)");
+            // Never a 200 for a network the firewall does not isolate (FIREWALL=false is the
+            // only way to plain bridging): undo and refuse.
+            let what = net
+                .spec
+                .firewall_demand()
+                .unwrap_or("isolation from the other networks")
+                .to_string();
+            let _ = self.networks.remove(&id);
+            let _ = self.store.flush().await;
+            self.delete_quietly(&bridge, &me).await;
+            let _ = self.refresh_firewall().await;
+            return Err(NetworkError::FirewallUnavailable {
+                what,
+                reason: e.to_string(),
+            });
         }
         tracing::info!(network = %short(&id), %bridge, "network created");
         Ok(())

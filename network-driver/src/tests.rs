@@ -290,19 +290,28 @@ async fn half_made_network_is_rolled_back() {
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
+/// When the firewall cannot be applied, no network is answered 200 unisolated: the request
+/// fails and leaves nothing behind (FIREWALL=false is the only way to plain bridging).
 #[tokio::test]
 async fn firewall_options_need_the_firewall() {
     let fake = FakeSys::new();
     fake.break_firewall();
     let svc = service(&fake, &common::Store::temporary().unwrap());
-    // Plain bridging still works; the firewall is then known to be unavailable.
     let (s, v) = call(
         &svc,
         "CreateNetwork",
         create_net(NET, json!({}), "10.99.0.0/24"),
     )
     .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["Err"]
+            .as_str()
+            .unwrap()
+            .contains("isolation from the other networks needs the plugin's nftables firewall"),
+        "{v}"
+    );
+    assert!(fake.link_names().is_empty(), "{:?}", fake.link_names());
     let (s, v) = call(
         &svc,
         "CreateNetwork",
@@ -317,15 +326,7 @@ async fn firewall_options_need_the_firewall() {
             .contains("icc=false needs the plugin's nftables firewall"),
         "{v}"
     );
-    call(&svc, "CreateEndpoint", create_ep(NET, EP, "10.99.0.2/24")).await;
-    let pec = json!({"NetworkID": NET, "EndpointID": EP, "Options": {"com.docker.network.portmap": [
-        {"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": 8080, "HostPortEnd": 8080}]}});
-    let (s, v) = call(&svc, "ProgramExternalConnectivity", pec).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(
-        v["Err"].as_str().unwrap().contains("publishing ports"),
-        "{v}"
-    );
+    assert!(fake.link_names().is_empty(), "{:?}", fake.link_names());
 }
 
 #[tokio::test]
