@@ -395,6 +395,12 @@ impl Service {
             Kind::Dir => {
                 let src = self.data_path(name);
                 if !self.sys.is_dir(&src).unwrap_or(false) {
+                    // The record is here (the caller holds its lock), so trash of this name is
+                    // an interrupted Remove that reconcile has not put back yet: do it now
+                    // rather than fail the mount.
+                    self.put_back_trash(name);
+                }
+                if !self.sys.is_dir(&src).unwrap_or(false) {
                     let detail = format!("data directory {} does not exist", src.display());
                     self.set_problem(name, Some(detail.clone()));
                     return Err(VolumeError::DataMissing {
@@ -804,6 +810,23 @@ impl Service {
         let trash = self.paths.data_dir.join(entry);
         if known.iter().any(|k| k == owner) {
             let _guard = self.lock(owner).await;
+            // `known` was read before this lock: a Remove answered since then has dropped the
+            // record, and its data must never come back. Decide from the record as it is now.
+            let recorded = match self.volumes.get(owner) {
+                Ok(r) => r.is_some(),
+                Err(e) => {
+                    tracing::error!(volume = owner, "cannot read the record (kept {entry}): {e}");
+                    return;
+                }
+            };
+            if !recorded {
+                tracing::info!(
+                    entry,
+                    "deleting the data of a volume removed during start-up"
+                );
+                self.delete_in_background(trash);
+                return;
+            }
             let data = self.data_path(owner);
             match self.sys.is_dir(&data) {
                 Ok(false) => match self.sys.rename(&trash, &data) {
@@ -832,6 +855,34 @@ impl Service {
         }
         tracing::info!(entry, "deleting the data of a removed volume");
         self.delete_in_background(trash);
+    }
+
+    /// Move the newest trash entry of recorded volume `name` back to its data directory (the
+    /// caller holds the volume's lock and has seen the data missing).
+    fn put_back_trash(&self, name: &str) {
+        let Ok(entries) = self.sys.list_dir(&self.paths.data_dir) else {
+            return;
+        };
+        // `.trash-<name>.<nanos>`: the newest has the largest nanos.
+        let newest = entries
+            .iter()
+            .filter(|e| trash_owner(e) == Some(name))
+            .max_by_key(|e| {
+                e.rsplit('.')
+                    .next()
+                    .and_then(|n| n.parse::<u128>().ok())
+                    .unwrap_or(0)
+            });
+        if let Some(entry) = newest {
+            let trash = self.paths.data_dir.join(entry);
+            match self.sys.rename(&trash, &self.data_path(name)) {
+                Ok(()) => tracing::warn!(
+                    volume = name,
+                    "put back the data of an interrupted remove (on demand)"
+                ),
+                Err(e) => tracing::error!(volume = name, "cannot put back {entry}: {e}"),
+            }
+        }
     }
 
     /// Measure `dir`/`bind` volumes in a blocking task and cache the figures.

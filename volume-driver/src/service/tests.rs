@@ -484,6 +484,49 @@ async fn interrupted_remove_is_repaired_at_start() {
     wait_for(|| fake.dir("/data/.trash-gone.456").is_none()).await;
 }
 
+/// Issue 10 (2): reconcile lists the known volumes, then settles trash; a Remove answered in
+/// between must not get its data put back (and then adopted by a later Create of that name).
+/// Reproduced deterministically by settling with the stale list after the Remove.
+#[tokio::test]
+async fn trash_of_a_volume_removed_during_reconcile_is_not_put_back() {
+    let (svc, fake) = setup(&[]);
+    svc.create("v", None).await.unwrap();
+    fake.add_dir("/data/v/secret");
+    // A crash left older trash of v while v stayed recorded ...
+    fake.add_dir("/data/.trash-v.1");
+    fake.add_dir("/data/.trash-v.1/old");
+    // ... reconcile took its list of known volumes ...
+    let stale_known = vec!["v".to_string()];
+    // ... and a Remove was answered before the trash was settled.
+    svc.remove("v").await.unwrap();
+    wait_for(|| fake.dir("/data/v").is_none()).await;
+    svc.settle_trash("v", ".trash-v.1", &stale_known).await;
+    assert!(
+        fake.dir("/data/v").is_none(),
+        "removed volume's data came back"
+    );
+    wait_for(|| fake.dir("/data/.trash-v.1").is_none()).await;
+    // A new volume of that name starts empty.
+    svc.create("v", None).await.unwrap();
+    assert!(fake.dir("/data/v/old").is_none());
+    assert!(fake.dir("/data/v/secret").is_none());
+}
+
+/// Issue 10 (5): a Mount that arrives before reconcile has put back the data of an interrupted
+/// remove puts it back itself instead of failing "data missing".
+#[tokio::test]
+async fn mount_before_reconcile_puts_back_interrupted_remove() {
+    let (svc, fake) = setup(&[]);
+    svc.create("kept", None).await.unwrap();
+    fake.add_dir("/data/kept/file");
+    fake.rename(Path::new("/data/kept"), Path::new("/data/.trash-kept.123"))
+        .unwrap();
+    let m = svc.mount("kept", "c1").await.unwrap();
+    assert!(m.ends_with("kept"), "{m}");
+    assert!(fake.dir("/data/kept/file").is_some(), "data put back");
+    assert!(fake.dir("/data/.trash-kept.123").is_none());
+}
+
 #[tokio::test]
 async fn remove_with_failing_rename_keeps_everything() {
     let (svc, fake) = setup(&[]);
