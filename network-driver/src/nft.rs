@@ -380,9 +380,13 @@ fn port_rules(p: &FwPort, out: &mut Vec<Rule>) {
 /// The destination of a published port: the given host IP, or any local address.
 fn dest_match(host_ip: Option<Ipv4Addr>) -> Vec<Expr> {
     match host_ip {
+        // The given address, and only while it is an address of this host: a HostIP that is
+        // not local must not DNAT traffic merely passing through.
         Some(ip) => vec![
             payload(PAYLOAD_NETWORK, 16, 4, REG_1),
             cmp(CMP_EQ, REG_1, &ip.octets()),
+            fib_daddr_type(REG_1),
+            cmp(CMP_EQ, REG_1, &RTN_LOCAL.to_ne_bytes()),
         ],
         None => vec![
             fib_daddr_type(REG_1),

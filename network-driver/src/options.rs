@@ -124,14 +124,16 @@ pub fn check_ifname(option: &str, name: &str) -> Result<(), NetworkError> {
     if name == "." || name == ".." {
         return Err(invalid(option, name, "not a valid interface name"));
     }
+    // `%`: the kernel treats `%d` in a new link's name as a template and picks its own name,
+    // which would leave a link this driver cannot find again.
     if name
         .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace() || !c.is_ascii_graphic())
+        .any(|c| c == '/' || c == ':' || c == '%' || c.is_whitespace() || !c.is_ascii_graphic())
     {
         return Err(invalid(
             option,
             name,
-            "interface names may not contain '/', ':', spaces or non-ASCII characters",
+            "interface names may not contain '/', ':', '%', spaces or non-ASCII characters",
         ));
     }
     Ok(())
@@ -146,10 +148,16 @@ fn value_text(v: &serde_json::Value) -> String {
 
 fn parse_pools(data: &[IpamData], family: &str) -> Result<Vec<Pool>, NetworkError> {
     let mut pools = Vec::with_capacity(data.len());
+    let v6 = family == "IPv6";
     for d in data {
         let subnet: IpNet = d.pool.parse().map_err(|_| {
             NetworkError::InvalidRequest(format!("{family} pool {:?} is not a CIDR", d.pool))
         })?;
+        if matches!(subnet, IpNet::V6(_)) != v6 {
+            return Err(NetworkError::InvalidRequest(format!(
+                "pool {subnet} in {family}Data is not an {family} pool"
+            )));
+        }
         let gateway = if d.gateway.is_empty() {
             None
         } else {
@@ -335,6 +343,7 @@ mod tests {
                 "1 to 15 characters",
             ),
             (json!({"bridge_name":"a/b"}), "'/'"),
+            (json!({"bridge_name":"ob%d"}), "'%'"),
             (json!({"icc":"maybe"}), "true or false"),
             (json!({"host_ip":"x"}), "IP address"),
         ];
@@ -353,6 +362,19 @@ mod tests {
             ..Default::default()
         }];
         assert!(parse_network(None, &bad_gw, &[]).is_err());
+        // An IPv6 pool in IPv4Data (and the reverse) is refused.
+        let v6_in_v4 = vec![IpamData {
+            pool: "fd00:1::/64".into(),
+            ..Default::default()
+        }];
+        let e = parse_network(None, &v6_in_v4, &[]).unwrap_err().to_string();
+        assert!(e.contains("not an IPv4 pool"), "{e}");
+        let mut o = opts(json!({}));
+        o.insert(OPT_IPV6.into(), json!(true));
+        let e = parse_network(Some(&o), &pool(), &pool())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not an IPv6 pool"), "{e}");
     }
 
     #[test]

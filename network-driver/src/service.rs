@@ -601,6 +601,34 @@ impl<S: Sys> Service<S> {
             })?)
         };
         let eid = req.endpoint_id;
+        // An address must lie in one of the network's pools and belong to no other endpoint
+        // (dockerd's IPAM guarantees both; a caller on the socket might not).
+        for (field, addr, pools) in [
+            ("Address", v4, &net.spec.v4),
+            ("AddressIPv6", v6, &net.spec.v6),
+        ] {
+            let Some(a) = addr else { continue };
+            if !pools.iter().any(|p| p.subnet.contains(&a.addr())) {
+                return Err(NetworkError::InvalidRequest(format!(
+                    "Interface.{field} {a} is outside the network's pools"
+                )));
+            }
+        }
+        for r in self.endpoints.iter() {
+            let (_, other) = r?;
+            if other.id == eid || other.network_id != net.id {
+                continue;
+            }
+            let clash = (v4.is_some() && other.v4.map(|o| o.addr()) == v4.map(|a| a.addr()))
+                || (v6.is_some() && other.v6.map(|o| o.addr()) == v6.map(|a| a.addr()));
+            if clash {
+                return Err(NetworkError::Conflict(format!(
+                    "an address of endpoint {} is already used by endpoint {}",
+                    short(&eid),
+                    short(&other.id)
+                )));
+            }
+        }
         if let Some(existing) = self.endpoints.get(&eid)? {
             if existing.network_id != net.id || existing.v4 != v4 || existing.v6 != v6 {
                 return Err(NetworkError::Conflict(format!(
@@ -948,16 +976,41 @@ impl<S: Sys> Service<S> {
                     )))
                 }
             };
+            if b.port == 0 {
+                return Err(NetworkError::InvalidRequest(format!(
+                    "published port {proto_name}/0: the container port must be 1-65535"
+                )));
+            }
+            let v6_unsupported = |ip: &str| {
+                NetworkError::InvalidRequest(format!(
+                    "publishing on the IPv6 host address {ip} is not supported by this driver \
+                     (publish on an IPv4 address or on all addresses)"
+                ))
+            };
             let host_ip = if b.host_ip.is_empty() {
                 match net.spec.host_ip {
                     Some(IpAddr::V4(ip)) if !ip.is_unspecified() => Some(ip),
+                    // Never widen a v6 default host address to every local address.
+                    Some(IpAddr::V6(ip)) if !ip.is_unspecified() => {
+                        return Err(v6_unsupported(&ip.to_string()))
+                    }
                     _ => None,
                 }
             } else {
                 match b.host_ip.parse::<IpAddr>() {
                     Ok(IpAddr::V4(ip)) if ip.is_unspecified() => None,
                     Ok(IpAddr::V4(ip)) => Some(ip),
-                    Ok(IpAddr::V6(_)) => continue, // IPv6 publishing is not supported; the v4 binding follows
+                    // `::` beside an IPv4 binding of the same port (dockerd 26 sends both for
+                    // `-p 8080:80`): the IPv4 binding publishes it.
+                    Ok(IpAddr::V6(ip))
+                        if ip.is_unspecified()
+                            && bindings.iter().any(|o| {
+                                o.proto == b.proto && o.port == b.port && !o.host_ip.contains(':')
+                            }) =>
+                    {
+                        continue
+                    }
+                    Ok(IpAddr::V6(ip)) => return Err(v6_unsupported(&ip.to_string())),
                     Err(_) => {
                         return Err(NetworkError::InvalidRequest(format!(
                             "published port host IP {:?} is not an IP address",
@@ -1143,7 +1196,18 @@ impl<S: Sys> Service<S> {
             }
         }
         self.store.flush().await?;
-        if let Err(e) = self.refresh_firewall().await {
+        if self.firewall_disabled().is_some() {
+            // FIREWALL=false after a run with the firewall: the old table (isolation drops,
+            // DNATs of ports no longer published) must not outlive the setting.
+            match self.sys.remove_firewall(&self.table()).await {
+                Ok(()) => {
+                    tracing::info!(table = %self.table(), "FIREWALL=false: this instance's nftables table removed (if it existed)")
+                }
+                Err(e) => {
+                    tracing::warn!(table = %self.table(), error = %e, "FIREWALL=false: cannot remove an old nftables table")
+                }
+            }
+        } else if let Err(e) = self.refresh_firewall().await {
             tracing::warn!(error = %e, "firewall unavailable: plain bridging only");
             report.errors.push(e.to_string());
         }

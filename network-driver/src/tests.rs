@@ -547,3 +547,79 @@ async fn endpoint_ids_sharing_a_prefix_do_not_collide() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(fake.link_names().len(), 3, "{:?}", fake.link_names());
 }
+
+/// Endpoint addresses outside the network's pools, or already held by another endpoint, are
+/// refused and create nothing.
+#[tokio::test]
+async fn endpoint_addresses_are_checked() {
+    let fake = FakeSys::new();
+    let svc = service(&fake, &common::Store::temporary().unwrap());
+    call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET, json!({}), "10.99.0.0/24"),
+    )
+    .await;
+    let (s, v) = call(&svc, "CreateEndpoint", create_ep(NET, EP, "10.98.0.2/24")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["Err"].as_str().unwrap().contains("outside"), "{v}");
+    let (s, _) = call(&svc, "CreateEndpoint", create_ep(NET, EP, "10.99.0.2/24")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = call(&svc, "CreateEndpoint", create_ep(NET, EP2, "10.99.0.2/24")).await;
+    assert_ne!(s, StatusCode::OK, "{v}");
+    assert!(v["Err"].as_str().unwrap().contains("already used"), "{v}");
+    assert_eq!(fake.link_names().len(), 3, "{:?}", fake.link_names());
+}
+
+/// FIREWALL=false after a run with the firewall removes the old table at start.
+#[tokio::test]
+async fn firewall_false_removes_an_old_table() {
+    let fake = FakeSys::new();
+    let store = common::Store::temporary().unwrap();
+    let svc = Arc::new(Service::new(fake.clone(), store, false).unwrap());
+    svc.reconcile().await.unwrap();
+    assert!(
+        fake.calls()
+            .iter()
+            .any(|c| c.starts_with("remove_firewall")),
+        "{:?}",
+        fake.calls()
+    );
+}
+
+/// Published ports exactly as asked: container port 0 and IPv6 host addresses are refused
+/// (never widened to every local address); `::` beside an IPv4 binding is covered by it.
+#[tokio::test]
+async fn published_ports_are_exactly_as_asked() {
+    let fake = FakeSys::new();
+    let svc = service(&fake, &common::Store::temporary().unwrap());
+    call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET, json!({}), "10.99.0.0/24"),
+    )
+    .await;
+    call(&svc, "CreateEndpoint", create_ep(NET, EP, "10.99.0.2/24")).await;
+    let pec = |maps: Value| json!({"NetworkID": NET, "EndpointID": EP, "Options": {"com.docker.network.portmap": maps}});
+    for (maps, needle) in [
+        (
+            json!([{"Proto": 6, "IP": "", "Port": 0, "HostIP": "", "HostPort": 8080, "HostPortEnd": 8080}]),
+            "container port",
+        ),
+        (
+            json!([{"Proto": 6, "IP": "", "Port": 80, "HostIP": "::1", "HostPort": 8080, "HostPortEnd": 8080}]),
+            "IPv6 host address ::1",
+        ),
+    ] {
+        let (s, v) = call(&svc, "ProgramExternalConnectivity", pec(maps)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v["Err"].as_str().unwrap().contains(needle), "{v}");
+    }
+    let both = json!([
+        {"Proto": 6, "IP": "", "Port": 80, "HostIP": "0.0.0.0", "HostPort": 8080, "HostPortEnd": 8080},
+        {"Proto": 6, "IP": "", "Port": 80, "HostIP": "::", "HostPort": 8080, "HostPortEnd": 8080}]);
+    let (s, v) = call(&svc, "ProgramExternalConnectivity", pec(both)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let fw = fake.firewall().unwrap();
+    assert_eq!(fw.ports.len(), 1, "{fw:?}");
+}
