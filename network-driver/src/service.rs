@@ -53,6 +53,10 @@ pub struct Service<S: Sys> {
     /// Endpoint calls hold it shared, reconcile exclusively: reconcile must not see a veth
     /// whose record is still being written (it would take it for a leftover).
     ep_gate: tokio::sync::RwLock<()>,
+    /// Striped per-endpoint locks: CreateEndpoint, Join, DeleteEndpoint and the port calls of
+    /// one endpoint run one at a time, so a record never outlives its veth or the reverse.
+    /// Taken before `net_lock` when both are held.
+    ep_locks: Vec<tokio::sync::Mutex<()>>,
     firewall: RwLock<FirewallStatus>,
 }
 
@@ -170,6 +174,7 @@ impl<S: Sys> Service<S> {
             net_lock: tokio::sync::Mutex::new(()),
             fw_lock: tokio::sync::Mutex::new(()),
             ep_gate: tokio::sync::RwLock::new(()),
+            ep_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             firewall: RwLock::new(firewall),
         })
     }
@@ -182,6 +187,15 @@ impl<S: Sys> Service<S> {
     /// The host effects (for tests).
     pub fn sys(&self) -> &S {
         &self.sys
+    }
+
+    /// The lock of endpoint `id` (striped by a hash of the ID).
+    async fn ep_lock(&self, id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        let i = (h.finish() as usize) % self.ep_locks.len().max(1);
+        self.ep_locks[i].lock().await
     }
 
     /// Current firewall status.
@@ -583,6 +597,7 @@ impl<S: Sys> Service<S> {
     ) -> Result<api::CreateEndpointResponse, NetworkError> {
         check_id("EndpointID", &req.endpoint_id)?;
         let _gate = self.ep_gate.read().await;
+        let _ep = self.ep_lock(&req.endpoint_id).await;
         let net = self
             .networks
             .get(&req.network_id)?
@@ -796,6 +811,7 @@ impl<S: Sys> Service<S> {
     /// `Join`: name the veth end to move and the gateway.
     pub async fn join(&self, req: api::JoinRequest) -> Result<api::JoinResponse, NetworkError> {
         let _gate = self.ep_gate.read().await;
+        let _ep = self.ep_lock(&req.endpoint_id).await;
         let ep = self.endpoint(&req.network_id, &req.endpoint_id)?;
         let net = self.network(&req.network_id)?;
         self.ensure_veth(&net, &ep).await?;
@@ -844,6 +860,8 @@ impl<S: Sys> Service<S> {
 
     /// `DeleteEndpoint`: the veth pair goes (unknown endpoints are fine).
     pub async fn delete_endpoint(&self, req: api::EndpointRequest) -> Result<(), NetworkError> {
+        let _gate = self.ep_gate.read().await;
+        let _ep = self.ep_lock(&req.endpoint_id).await;
         let Some(ep) = self.endpoints.get(&req.endpoint_id)? else {
             return Ok(());
         };
@@ -900,6 +918,7 @@ impl<S: Sys> Service<S> {
                 NetworkError::InvalidRequest(format!("{OPT_PORTMAP} does not decode: {e}"))
             })?,
         };
+        let _ep = self.ep_lock(&req.endpoint_id).await;
         let _g = self.net_lock.lock().await;
         let mut ep = self.endpoint(&req.network_id, &req.endpoint_id)?;
         let net = self.network(&req.network_id)?;
@@ -1064,6 +1083,7 @@ impl<S: Sys> Service<S> {
 
     /// `RevokeExternalConnectivity`: unpublish the endpoint's ports.
     pub async fn revoke_external(&self, req: api::EndpointRequest) -> Result<(), NetworkError> {
+        let _ep = self.ep_lock(&req.endpoint_id).await;
         let _g = self.net_lock.lock().await;
         let Some(mut ep) = self.endpoints.get(&req.endpoint_id)? else {
             return Ok(());

@@ -623,3 +623,60 @@ async fn published_ports_are_exactly_as_asked() {
     let fw = fake.firewall().unwrap();
     assert_eq!(fw.ports.len(), 1, "{fw:?}");
 }
+
+/// Concurrent CreateEndpoint / Join / DeleteEndpoint on one endpoint: afterwards a recorded
+/// endpoint always has its veth and an unrecorded one has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_on_one_endpoint_stay_consistent() {
+    let fake = FakeSys::new();
+    let svc = service(&fake, &common::Store::temporary().unwrap());
+    call(
+        &svc,
+        "CreateNetwork",
+        create_net(NET, json!({}), "10.99.0.0/24"),
+    )
+    .await;
+    let host = crate::naming::veth_host(svc.tag(), EP);
+    for round in 0..20 {
+        let mut tasks = Vec::new();
+        for k in 0..6 {
+            let svc = svc.clone();
+            tasks.push(tokio::spawn(async move {
+                match (k + round) % 3 {
+                    0 => call(&svc, "CreateEndpoint", create_ep(NET, EP, "10.99.0.2/24")).await,
+                    1 => {
+                        call(
+                            &svc,
+                            "Join",
+                            json!({"NetworkID": NET, "EndpointID": EP, "SandboxKey": "/x"}),
+                        )
+                        .await
+                    }
+                    _ => {
+                        call(
+                            &svc,
+                            "DeleteEndpoint",
+                            json!({"NetworkID": NET, "EndpointID": EP}),
+                        )
+                        .await
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let (s, _) = call(
+            &svc,
+            "EndpointOperInfo",
+            json!({"NetworkID": NET, "EndpointID": EP}),
+        )
+        .await;
+        let recorded = s == StatusCode::OK;
+        let veth = fake.link_names().contains(&host);
+        assert_eq!(
+            recorded, veth,
+            "round {round}: record {recorded}, veth {veth}"
+        );
+    }
+}
