@@ -16,6 +16,12 @@ pub enum VolumeError {
         /// Why it is refused and what is allowed.
         reason: String,
     },
+    /// A `Mount`/`Unmount` caller ID that is empty or absurdly long.
+    #[error("invalid caller ID ({len} bytes): dockerd sends a 64-character container or mount ID")]
+    InvalidId {
+        /// Its length.
+        len: usize,
+    },
     /// An option key that is not known for this backend.
     #[error("unknown option {option:?} for type={backend}; valid options: {valid}")]
     UnknownOption {
@@ -117,6 +123,7 @@ impl From<VolumeError> for ApiError {
         let msg = e.to_string();
         match e {
             VolumeError::InvalidName { .. }
+            | VolumeError::InvalidId { .. }
             | VolumeError::UnknownOption { .. }
             | VolumeError::InvalidOption { .. }
             | VolumeError::SizeUnsupported { .. }

@@ -39,6 +39,9 @@ pub struct Config {
     /// `BIND_ALLOWED`: comma-separated host directories under which `bind` volumes may point;
     /// empty allows none.
     pub bind_allowed: String,
+    /// `MAX_TMPFS_SIZE`: largest `size` of a tmpfs volume, and the size of one created without
+    /// `size` (a tmpfs without a cap may take half the host's memory).
+    pub max_tmpfs_size: String,
 }
 
 impl Default for Config {
@@ -48,11 +51,23 @@ impl Default for Config {
             mount_root: "/mnt/volumes".into(),
             host_root: "/host".into(),
             bind_allowed: String::new(),
+            max_tmpfs_size: "1g".into(),
         }
     }
 }
 
 impl Config {
+    /// `MAX_TMPFS_SIZE` in bytes.
+    pub fn max_tmpfs_bytes(&self) -> Result<u64, ConfigError> {
+        options::parse_size(&self.max_tmpfs_size).ok_or_else(|| {
+            ConfigError::invalid(
+                "MAX_TMPFS_SIZE",
+                &self.max_tmpfs_size,
+                "a positive byte count with an optional suffix k, m, g, t (e.g. 1g)",
+            )
+        })
+    }
+
     /// Check the paths and parse `BIND_ALLOWED` into normalized prefixes.
     pub fn validate(&self) -> Result<Vec<String>, ConfigError> {
         for (key, value) in [
@@ -111,7 +126,8 @@ impl Plugin {
             mount_root: config.mount_root.clone().into(),
             host_root: config.host_root.clone().into(),
         };
-        let service = Service::new(sys, store, paths, allowed)?;
+        let max_tmpfs = config.max_tmpfs_bytes()?;
+        let service = Service::new(sys, store, paths, allowed)?.with_max_tmpfs(max_tmpfs);
         service.prepare()?;
         Ok(Self {
             service: Arc::new(service),

@@ -54,6 +54,8 @@ pub struct Service {
     volumes: Tree<VolumeRecord>,
     paths: Paths,
     bind_allowed: Vec<String>,
+    /// Largest tmpfs size, and the size of a tmpfs created without one.
+    max_tmpfs: u64,
     locks: Vec<Mutex<()>>,
     /// Problems found by reconciliation or on the way (volume → text), shown in `Status`.
     problems: RwLock<HashMap<String, String>>,
@@ -132,6 +134,7 @@ impl Service {
             locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             problems: RwLock::new(HashMap::new()),
             usage: RwLock::new(HashMap::new()),
+            max_tmpfs: DEFAULT_MAX_TMPFS,
         })
     }
 
@@ -199,6 +202,12 @@ impl Service {
         }
     }
 
+    /// Set the largest tmpfs size (`MAX_TMPFS_SIZE`).
+    pub fn with_max_tmpfs(mut self, bytes: u64) -> Self {
+        self.max_tmpfs = bytes;
+        self
+    }
+
     /// `Create`: validate everything first, then make the data, then record it.
     pub async fn create(
         &self,
@@ -208,6 +217,16 @@ impl Service {
         options::validate_name(name)?;
         let opts = opts.unwrap_or_default();
         let spec = options::parse_options(&opts)?;
+        if spec.kind == Kind::Tmpfs && spec.size.is_some_and(|n| n > self.max_tmpfs) {
+            return Err(VolumeError::InvalidOption {
+                option: "size".into(),
+                value: opts.get("size").cloned().unwrap_or_default(),
+                reason: format!(
+                    "a tmpfs volume may hold at most {} (MAX_TMPFS_SIZE)",
+                    options::human_size(self.max_tmpfs)
+                ),
+            });
+        }
         if spec.kind == Kind::Dir && spec.size.is_some() {
             let fs = self
                 .sys
@@ -416,7 +435,8 @@ impl Service {
                 .sys
                 .mount_tmpfs(
                     target,
-                    rec.spec.size,
+                    // Never uncapped: a tmpfs without `size` gets MAX_TMPFS_SIZE.
+                    Some(rec.spec.size.unwrap_or(self.max_tmpfs)),
                     Ownership {
                         uid: rec.spec.uid,
                         gid: rec.spec.gid,
@@ -450,6 +470,7 @@ impl Service {
     /// `Mount`: first reference mounts; every call with an ID adds one reference to it.
     pub async fn mount(&self, name: &str, id: &str) -> Result<String, VolumeError> {
         options::validate_name(name)?;
+        check_id(id)?;
         let _guard = self.lock(name).await;
         let mut rec = self
             .volumes
@@ -477,6 +498,7 @@ impl Service {
     /// unknown volumes succeed (dockerd may repeat an Unmount).
     pub async fn unmount(self: &Arc<Self>, name: &str, id: &str) -> Result<(), VolumeError> {
         options::validate_name(name)?;
+        check_id(id)?;
         let _guard = self.lock(name).await;
         let Some(mut rec) = self.volumes.get(name)? else {
             tracing::warn!(
@@ -926,6 +948,18 @@ impl Service {
 
 /// Prefix of moved-aside data directories (no volume name starts with '.').
 const TRASH_PREFIX: &str = ".trash-";
+
+/// A caller ID is recorded per mount: empty or huge ones are refused (dockerd sends 64 hex
+/// characters; other callers get room, but not megabytes in the store).
+fn check_id(id: &str) -> Result<(), VolumeError> {
+    if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+        return Err(VolumeError::InvalidId { len: id.len() });
+    }
+    Ok(())
+}
+
+/// `MAX_TMPFS_SIZE` when not set: 1 GiB.
+const DEFAULT_MAX_TMPFS: u64 = 1 << 30;
 
 /// `.trash-<name>.<nanos>`: unique even when a name is removed, re-created and removed again.
 fn trash_name(name: &str) -> String {

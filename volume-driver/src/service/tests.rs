@@ -545,3 +545,29 @@ fn trash_names_round_trip() {
     assert_eq!(trash_owner("v1"), None);
     assert_eq!(trash_owner(".trash-"), None);
 }
+
+/// Issue 15 (5): empty or huge caller IDs are refused and record nothing; tmpfs sizes over
+/// MAX_TMPFS_SIZE are refused and a tmpfs without `size` is capped by it.
+#[tokio::test]
+async fn ids_and_tmpfs_sizes_are_bounded() {
+    let (svc, fake) = setup(&[]);
+    svc.create("v", None).await.unwrap();
+    assert!(svc.mount("v", "").await.is_err());
+    assert!(svc.mount("v", &"x".repeat(900_000)).await.is_err());
+    assert!(svc.unmount("v", "").await.is_err());
+    assert!(fake.mounts().is_empty());
+    let e = svc
+        .create("big", opts(&[("type", "tmpfs"), ("size", "1p")]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("MAX_TMPFS_SIZE"), "{e}");
+    assert!(svc.get("big").is_err());
+    svc.create("t", opts(&[("type", "tmpfs")])).await.unwrap();
+    svc.mount("t", "c1").await.unwrap();
+    let calls = fake.calls().join("\n");
+    assert!(
+        calls.contains(&format!("size={}", 1u64 << 30)) || calls.contains("1073741824"),
+        "{calls}"
+    );
+}
