@@ -145,6 +145,19 @@ e2e_install() {
     DOCKER="$DOCKER_BIN" >&2
 }
 
+# e2e_guard_forwarding TABLE: an inet table of the test's own that drops every forwarded packet
+# toward the machine's uplink (the default-route interface), so test traffic stays between
+# namespaces on this machine while a test turns forwarding on. True when it is in place.
+e2e_guard_forwarding() {
+  local t=$1 up
+  up=$(ip route show default | awk '{print $5; exit}')
+  nft add table inet "$t" || return 1
+  nft add chain inet "$t" guardfwd '{ type filter hook forward priority -300; policy accept; }' || return 1
+  [ -z "$up" ] && return 0
+  nft add rule inet "$t" guardfwd oifname "$up" drop || return 1
+  nft list table inet "$t" | grep -q "oifname \"$up\" drop"
+}
+
 # plugin_id NAME: full ID of a managed plugin.
 plugin_id() { docker plugin inspect -f '{{.Id}}' "$1"; }
 # plugin_pid NAME: host PID of the plugin process (its root is the plugin's rootfs).

@@ -35,10 +35,7 @@ trap 'rc=$?; fw_cleanup; (exit $rc); e2e_teardown' EXIT
 
 # --- the guard first, then forwarding on
 guard_ok=true
-nft add table inet "$GUARD" || guard_ok=false
-nft add chain inet "$GUARD" guardfwd '{ type filter hook forward priority -300; policy accept; }' || guard_ok=false
-if [ -n "$UPLINK" ]; then nft add rule inet "$GUARD" guardfwd oifname "$UPLINK" drop || guard_ok=false; fi
-if [ -n "$UPLINK" ] && ! nft list table inet "$GUARD" | grep -q "oifname \"$UPLINK\" drop"; then guard_ok=false; fi
+e2e_guard_forwarding "$GUARD" || guard_ok=false
 check "guard table drops forwarding toward the uplink (${UPLINK:-none})" $guard_ok
 # Never forward without the guard.
 $guard_ok || { log "guard table missing: not enabling ip_forward"; exit 1; }

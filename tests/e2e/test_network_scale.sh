@@ -15,7 +15,6 @@ TAG=$(network_instance_tag "$D")
 TABLE=outboard_network_$TAG
 GUARD=obt_guard_$S
 FWD_SAVED=$(cat /proc/sys/net/ipv4/ip_forward)
-UPLINK=$(ip route show default | awk '{print $5; exit}')
 ip_of() { docker inspect -f "{{.NetworkSettings.Networks.$2.IPAddress}}" "$1"; }
 subnet() { echo "10.$(( 112 + $1 / 256 )).$(( $1 % 256 )).0/24"; }
 scale_cleanup() {
@@ -26,9 +25,7 @@ scale_cleanup() {
 trap 'rc=$?; scale_cleanup; (exit $rc); e2e_teardown' EXIT
 
 guard_ok=true
-nft add table inet "$GUARD" || guard_ok=false
-nft add chain inet "$GUARD" guardfwd '{ type filter hook forward priority -300; policy accept; }' || guard_ok=false
-if [ -n "$UPLINK" ]; then nft add rule inet "$GUARD" guardfwd oifname "$UPLINK" drop || guard_ok=false; fi
+e2e_guard_forwarding "$GUARD" || guard_ok=false
 check "guard table in place" $guard_ok
 $guard_ok || exit 1
 echo 1 > /proc/sys/net/ipv4/ip_forward
