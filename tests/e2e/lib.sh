@@ -210,3 +210,18 @@ e2e_teardown() {
   [ "$E2E_PASSES" -gt 0 ] && log "$E2E_PASSES passed"
   exit "$rc"
 }
+
+# kill_plugin_settled NAME: SIGKILL the plugin's process, but only once it has run for 2 s.
+# dockerd (moby daemon/plugin/manager_linux.go, pluginPostStart) sleeps 500 ms after starting a
+# plugin and then dials its socket; a plugin that dies before that dial is marked disabled and
+# never restarted again. Killing a just-restarted plugin would test that dockerd race, not us.
+kill_plugin_settled() {
+  local pid age i
+  pid=$(plugin_pid "$1") || return 1
+  for ((i = 0; i < 50; i++)); do
+    age=$(ps -o etimes= -p "$pid" 2>/dev/null | tr -d ' ')
+    [ -n "$age" ] && [ "$age" -ge 2 ] && break
+    sleep 0.1
+  done
+  kill -9 "$pid"
+}

@@ -68,7 +68,7 @@ ip link del "$BF"
 check "admin creates a bridge under that name, with an address of its own" sh -c \
   "ip link add '$BF' type bridge && ip addr add 10.99.13.1/24 dev '$BF' && ip link set '$BF' up"
 expect_fail "a container cannot join netF (foreign bridge named)" "$BF" docker run --rm --network netF "$IMAGE" true
-PID=$(plugin_pid "$D"); kill -9 "$PID"
+PID=$(plugin_pid "$D"); kill_plugin_settled "$D"
 check "dockerd restarted the plugin again" retry 100 new_pid "$PID"
 check "reconcile left the admin's bridge alone" retry 10 sh -c "ip -o -4 addr show dev '$BF' | grep -q 10.99.13.1"
 expect_eq "nothing attached to the admin's bridge" 0 "$(ip -o link show master "$BF" | wc -l)"

@@ -138,7 +138,7 @@ expect_eq "running container still sees the data" "precious" "$(docker exec user
 check "a second container mounts keep meanwhile" run -v keep:/x $IMAGE true
 docker rm -f user1 >/dev/null
 expect_contains "unmounted after the container left" '"Mounts":0' "$(status keep)"
-check "kill -9 again while idle" kill -9 "$(plugin_pid $P)"
+check "kill -9 again while idle" kill_plugin_settled $P
 check "plugin back again" retry 100 restarted
 expect_eq "keep data after SIGKILL" "precious" "$(run -v keep:/x $IMAGE cat /x/f)"
 
@@ -150,7 +150,7 @@ expect_eq "owner/mode kept" "1000 700" "$(run -v keep:/x $IMAGE stat -c '%u %a' 
 check "create lost" docker volume create -d $P lost
 rm -rf "$DATA/lost"
 expect_contains "missing data shows in Status at once" "data directory /data/lost does not exist" "$(status lost)"
-check "kill -9 the plugin" kill -9 "$(plugin_pid $P)"
+check "kill -9 the plugin" kill_plugin_settled $P
 check "plugin answers again" retry 100 docker volume inspect lost
 check "reconciliation logged the missing data" retry 25 sh -c "grep 'plugin=$(plugin_id $P)' '$DOCKERD_LOG' | grep -q 'volume data missing'"
 check "restart dockerd with a volume whose data is missing" e2e_restart_dockerd
