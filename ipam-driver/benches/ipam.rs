@@ -10,10 +10,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ipam_driver::addr::Prefix;
 use ipam_driver::alloc::{Allocator, Layout, Order};
 use ipam_driver::api;
 use ipam_driver::config::parse_default_pools;
-use ipam_driver::service::{Ipam, Settings, LOCAL_SPACE};
+use ipam_driver::model::{AddressRequest, PoolRequest, Space, LOCAL_SPACE};
+use ipam_driver::service::{Ipam, Settings};
 use ipam_driver::store::IpamStore;
 use ipam_driver::sys::FakeRoutes;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -128,10 +130,11 @@ async fn durable_bench(clients: usize, total: usize) {
             Err(e) => return println!("ipam: {e}"),
         };
     let pool = ipam
-        .request_pool(api::RequestPoolRequest {
-            address_space: LOCAL_SPACE.into(),
-            pool: "10.0.0.0/8".into(),
-            ..Default::default()
+        .request_pool(PoolRequest {
+            space: Space::Local,
+            v6: false,
+            explicit: Prefix::parse("10.0.0.0/8").ok().map(|p| (p, None)),
+            options: Default::default(),
         })
         .await;
     let Ok(pool) = pool else {
@@ -141,15 +144,16 @@ async fn durable_bench(clients: usize, total: usize) {
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let ipam = ipam.clone();
-        let id = pool.pool_id.clone();
+        let id = pool.id.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(total / clients);
             for _ in 0..total / clients {
                 let s = Instant::now();
                 let r = ipam
-                    .request_address(api::RequestAddressRequest {
+                    .request_address(AddressRequest {
                         pool_id: id.clone(),
-                        ..Default::default()
+                        address: None,
+                        gateway: false,
                     })
                     .await;
                 if r.is_err() {

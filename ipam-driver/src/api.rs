@@ -1,5 +1,6 @@
 //! Wire types of `docker.ipamdriver/1.0` (what dockerd 20.10's libnetwork `ipams/remote` sends
-//! and reads) and of the read-only `GET /outboard/v1/pools` view. Serde only: no logic.
+//! and reads) and the query of the read-only `GET /outboard/v1/pools` view. Serde only: no
+//! logic. The service never sees these: `handlers.rs` converts them to `model` types.
 //! Requests tolerate unknown fields (newer daemons add some) and `null` maps.
 
 use std::collections::BTreeMap;
@@ -125,64 +126,8 @@ pub struct PoolsQuery {
     pub limit: Option<usize>,
 }
 
-/// `GET /outboard/v1/pools`: every pool with its utilisation and holders.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct PoolsView {
-    /// Pools in ID order.
-    pub pools: Vec<PoolView>,
-}
-
-/// One pool as operators see it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct PoolView {
-    /// The `PoolID` dockerd holds.
-    pub id: String,
-    /// Address space (local or global).
-    pub address_space: String,
-    /// Subnet in CIDR form.
-    pub pool: String,
-    /// `--ip-range`, if any.
-    pub ip_range: Option<String>,
-    /// Whether it came from the default pools (no `--subnet`).
-    pub from_defaults: bool,
-    /// `label` option, if any.
-    pub label: Option<String>,
-    /// `serial` or `lowest`.
-    pub order: String,
-    /// `reserved` option ranges as `first-last`.
-    pub reserved: Vec<String>,
-    /// Creation time, RFC 3339.
-    pub created: String,
-    /// The gateway address, if one is held.
-    pub gateway: Option<String>,
-    /// Usable addresses of the subnet (without network and broadcast).
-    pub capacity: u128,
-    /// Held addresses.
-    pub held: u128,
-    /// Held per holder kind.
-    pub held_by_kind: BTreeMap<String, u128>,
-    /// `held / capacity` in percent.
-    pub utilisation_percent: f64,
-    /// Next candidate of serial allocation.
-    pub next: String,
-    /// Held addresses as runs of consecutive addresses of one kind.
-    pub runs: Vec<RunView>,
-    /// Whether `runs` was cut at the limit.
-    pub runs_truncated: bool,
-}
-
-/// A run of consecutive held addresses of one holder kind.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct RunView {
-    /// First address.
-    pub first: String,
-    /// Last address.
-    pub last: String,
-    /// Number of addresses.
-    pub count: u128,
-    /// `gateway`, `aux`, `container-ip` (asked for with `--ip`) or `container`.
-    pub kind: String,
-}
+// The operator view is the service's own read model, served as is.
+pub use crate::model::{PoolView, PoolsView, RunView};
 
 #[cfg(test)]
 mod tests {

@@ -2,17 +2,19 @@
 //! addresses that are never handed out twice, survive every crash, and are visible on
 //! `GET /outboard/v1/pools`.
 //!
-//! Modules: `api` (wire types), `service` (the decisions), `alloc` (one pool's held set),
-//! `options` (`--ipam-opt`), `config` (settings), `store` (typed persistence), `sys`/`netlink`
-//! (host routes), `addr` (numbers for addresses), `error`. This file only wires them and holds
-//! the HTTP handlers, which translate and nothing else.
+//! The request path: `handlers` (wire → `model` with `TryFrom`, all stateless validation) →
+//! `service` (the decisions; pools, defaults, addresses, the operator view) → `alloc` (one
+//! pool's held set) and `store` (typed persistence in common's durable store). `api` holds the
+//! wire types only, `options` the `--ipam-opt` parser, `config` the settings, `sys` the one OS
+//! seam (host routes; real over rtnetlink, fake for tests), `addr` numbers for addresses.
 
 pub mod addr;
 pub mod alloc;
 pub mod api;
 pub mod config;
 pub mod error;
-pub mod netlink;
+pub mod handlers;
+pub mod model;
 pub mod options;
 pub mod service;
 pub mod store;
@@ -20,21 +22,14 @@ pub mod sys;
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
-use axum::response::Response;
-use axum::routing::{get, post};
-use common::http::reply;
-use common::DockerJson;
-
 pub use config::Config;
 pub use error::IpamError;
+pub use handlers::router;
 pub use service::Ipam;
-
-use crate::sys::HostRoutes;
 
 /// The plugin: the IPAM service with real host routes.
 pub struct Plugin {
-    ipam: Arc<Ipam<netlink::NetlinkRoutes>>,
+    ipam: Arc<Ipam<sys::NetlinkRoutes>>,
 }
 
 /// Validate the settings into the service's form.
@@ -57,7 +52,7 @@ impl common::Plugin for Plugin {
     fn new(ctx: common::Context<Config>) -> Result<Self, common::BoxError> {
         let settings = settings(&ctx.config)?;
         let store = store::IpamStore::open(ctx.store)?;
-        let ipam = Ipam::new(settings, store, netlink::NetlinkRoutes)?;
+        let ipam = Ipam::new(settings, store, sys::NetlinkRoutes)?;
         Ok(Self {
             ipam: Arc::new(ipam),
         })
@@ -68,65 +63,5 @@ impl common::Plugin for Plugin {
     }
 }
 
-/// Every route of the plugin.
-pub fn router<R: HostRoutes>(ipam: Arc<Ipam<R>>) -> axum::Router {
-    axum::Router::new()
-        .route("/IpamDriver.GetCapabilities", post(capabilities::<R>))
-        .route(
-            "/IpamDriver.GetDefaultAddressSpaces",
-            post(address_spaces::<R>),
-        )
-        .route("/IpamDriver.RequestPool", post(request_pool::<R>))
-        .route("/IpamDriver.ReleasePool", post(release_pool::<R>))
-        .route("/IpamDriver.RequestAddress", post(request_address::<R>))
-        .route("/IpamDriver.ReleaseAddress", post(release_address::<R>))
-        .route("/outboard/v1/pools", get(pools::<R>))
-        .with_state(ipam)
-}
-
-type St<R> = State<Arc<Ipam<R>>>;
-
-async fn capabilities<R: HostRoutes>(State(i): St<R>) -> Response {
-    reply(i.capabilities())
-}
-
-async fn address_spaces<R: HostRoutes>(State(i): St<R>) -> Response {
-    reply(i.address_spaces())
-}
-
-async fn request_pool<R: HostRoutes>(
-    State(i): St<R>,
-    DockerJson(req): DockerJson<api::RequestPoolRequest>,
-) -> Result<Response, IpamError> {
-    Ok(reply(i.request_pool(req).await?))
-}
-
-async fn release_pool<R: HostRoutes>(
-    State(i): St<R>,
-    DockerJson(req): DockerJson<api::ReleasePoolRequest>,
-) -> Result<Response, IpamError> {
-    i.release_pool(&req.pool_id).await?;
-    Ok(reply(api::Empty {}))
-}
-
-async fn request_address<R: HostRoutes>(
-    State(i): St<R>,
-    DockerJson(req): DockerJson<api::RequestAddressRequest>,
-) -> Result<Response, IpamError> {
-    Ok(reply(i.request_address(req).await?))
-}
-
-async fn release_address<R: HostRoutes>(
-    State(i): St<R>,
-    DockerJson(req): DockerJson<api::ReleaseAddressRequest>,
-) -> Result<Response, IpamError> {
-    i.release_address(req).await?;
-    Ok(reply(api::Empty {}))
-}
-
-async fn pools<R: HostRoutes>(State(i): St<R>, Query(q): Query<api::PoolsQuery>) -> Response {
-    reply(i.pools_view(&q))
-}
-
 #[cfg(test)]
-mod tests;
+mod handlers_tests;

@@ -1,18 +1,10 @@
-//! The one OS side effect of the IPAM plugin: reading the host's routes (to keep default
-//! pools off prefixes that are already routed, e.g. a VPN). A trait at the level of intent,
-//! the real rtnetlink implementation in `netlink.rs`, and a recording fake for tests.
+//! A recording fake of [`HostRoutes`] for tests and benches.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use crate::addr::Prefix;
-
-/// Reads the host's routed prefixes.
-pub trait HostRoutes: Send + Sync + 'static {
-    /// Destination prefixes of the host's main routing table (both families), without the
-    /// default routes.
-    fn routes(&self) -> impl Future<Output = Result<Vec<Prefix>, String>> + Send;
-}
+use crate::sys::HostRoutes;
 
 /// A fake with a settable route list that counts calls and can be told to fail.
 #[derive(Debug, Clone, Default)]
