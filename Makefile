@@ -98,9 +98,14 @@ lint:
 unit:
 	cargo test --workspace --locked
 
-## e2e: end-to-end tests against a private dockerd (installs docker.io etc. if missing)
+## e2e: end-to-end tests against private daemons, every test on each of E2E_DOCKERDS: 20.10
+## (Debian 12's docker.io, installed if missing) and 26.1 (Debian 13's, fetched into
+## target/dockerd-26, never installed). One daemon: make e2e E2E_DOCKERDS=26.1
+E2E_DOCKERDS  ?= 20.10 26.1
 e2e: rootfs
-	bash tests/e2e/run.sh
+	@rc=0; for d in $(E2E_DOCKERDS); do \
+	  echo "##### e2e on dockerd $$d"; DOCKERD=$$d bash tests/e2e/run.sh || rc=1; \
+	done; exit $$rc
 
 ## test: everything CI runs
 test: lint unit e2e

@@ -18,7 +18,7 @@ source tests/e2e/lib.sh
 e2e_start
 e2e_install volume
 P=$PREFIX-volume:latest
-SOCK=/run/docker/plugins/$(plugin_id $P)/outboard-volume.sock
+SOCK=$E2E_PLUGIN_DIR/$(plugin_id $P)/outboard-volume.sock
 
 now_us() { echo $(( $(date +%s%N) / 1000 )); }
 # median of the numbers on stdin (µs) → ms with one decimal

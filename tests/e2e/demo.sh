@@ -28,7 +28,7 @@ run docker run -d --name demo-a --network demo-net $IMAGE sleep 300 >/dev/null
 ip_a=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' demo-a)
 echo "demo-a has $ip_a (from the ip-range 10.97.0.128/25)" >&2
 run docker run --rm --network demo-net $IMAGE ping -c 2 -W 2 "$ip_a"
-sock=/run/docker/plugins/$(plugin_id $PREFIX-ipam:latest)/outboard-ipam.sock
+sock=$E2E_PLUGIN_DIR/$(plugin_id $PREFIX-ipam:latest)/outboard-ipam.sock
 run curl -s --unix-socket "$sock" http://ipam/outboard/v1/pools
 echo >&2
 docker rm -f demo-a >/dev/null

@@ -7,7 +7,13 @@
 #   ... docker ... ; check "what" cond ...
 #   (teardown runs on EXIT, also on failure: containers, networks, volumes, plugins, daemon, mounts)
 #
-# Variables after e2e_start: E2E_DIR, DOCKER_HOST (exported), DOCKERD_PID, DOCKERD_LOG, IMAGE.
+# Variables after e2e_start: E2E_DIR, DOCKER_HOST (exported), DOCKERD_PID, DOCKERD_LOG, IMAGE,
+# E2E_PLUGIN_DIR (where dockerd puts managed-plugin sockets and looks for legacy ones), E2E_API.
+#
+# DOCKERD picks the daemon: 20.10 (default: Debian 12's docker.io, installed if missing) or 26.1
+# (Debian 13's docker.io, fetched into target/dockerd-26 by fetch-dockerd26.sh, never installed).
+# A 26.1 daemon runs with its own containerd 1.7 in a private mount namespace whose /run is
+# $E2E_DIR/run: dockerd hard-codes /run/docker/plugins and containerd 1.7 /run/containerd/s.
 
 set -u
 E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -17,6 +23,12 @@ E2E_FAILS=0
 E2E_PASSES=0
 # Debian's own client matches the 20.10 daemon; a newer client first on PATH also works.
 DOCKER_BIN=${DOCKER_BIN:-docker}
+DOCKERD=${DOCKERD:-20.10}
+case "$DOCKERD" in
+  20.10 | 26.1) ;;
+  *) echo "DOCKERD must be 20.10 or 26.1, not '$DOCKERD'" >&2; exit 2 ;;
+esac
+E2E_PLUGIN_DIR=/run/docker/plugins
 
 log() { printf '\033[1m[e2e %s]\033[0m %s\n' "$(date +%T)" "$*" >&2; }
 docker() { command "$DOCKER_BIN" "$@"; }
@@ -80,16 +92,73 @@ e2e_install_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
   command -v "$DOCKER_BIN" >/dev/null || DOCKER_BIN=/usr/bin/docker
+  if [ "$DOCKERD" = 26.1 ]; then
+    D26=$(bash "$E2E_ROOT/tests/e2e/fetch-dockerd26.sh") || { log "cannot fetch dockerd 26.1"; exit 1; }
+    # Its own client: API 1.45 request shapes, as a Docker 26 user sends them.
+    DOCKER_BIN=$D26/bin/docker
+  fi
+}
+
+# d26_start_containerd: containerd 1.7 for the 26.1 daemon, in a new private mount namespace in
+# which $E2E_DIR/run is bound over /run. Inherited mounts other than /, /proc, /sys and /dev are
+# detached there (only there), so the namespace never pins another daemon's mounts or netns.
+# Its PID (CTRD_PID) is the handle dockerd enters the namespace by, also across restarts.
+d26_start_containerd() {
+  local c=$E2E_DIR/containerd
+  mkdir -p "$c" "$E2E_DIR/run"
+  cat > "$c/config.toml" <<TOML
+version = 2
+root = "$c/root"
+state = "$c/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$c/containerd.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$c/opt"
+TOML
+  # shellcheck disable=SC2016
+  unshare --mount --propagation private -- bash -c '
+    set -e
+    if grep -qE "(shared|master):[0-9]+" /proc/self/mountinfo; then
+      echo "mount propagation is not private: refusing" >&2; exit 1; fi
+    awk "{print \$5}" /proc/self/mountinfo | sort -ur | while read -r m; do
+      case "$m" in /|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*) ;; *) umount -l "$m" 2>/dev/null || true ;; esac
+    done
+    mount --bind "$1/run" /run
+    mkdir -p /run/docker/plugins /run/containerd
+    exec env -i PATH="$2/bin:/usr/sbin:/usr/bin:/sbin:/bin" HOME=/root containerd --config "$1/containerd/config.toml"
+  ' d26 "$E2E_DIR" "$D26" >>"$E2E_DIR/containerd.log" 2>&1 &
+  CTRD_PID=$!
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [ -S "$c/containerd.sock" ] && return 0
+    kill -0 "$CTRD_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  log "containerd did not come up; last log lines:"; tail -20 "$E2E_DIR/containerd.log" >&2
+  return 1
 }
 
 # e2e_start_dockerd: start (or restart, keeping data) the private daemon in $E2E_DIR.
 e2e_start_dockerd() {
   local id; id=$(basename "$E2E_DIR")
   [ -f "$E2E_DIR/daemon.json" ] || echo '{}' > "$E2E_DIR/daemon.json"
+  if [ "$DOCKERD" = 26.1 ]; then
+    if [ -z "${CTRD_PID:-}" ] || ! kill -0 "$CTRD_PID" 2>/dev/null; then d26_start_containerd || return 1; fi
+    # nsenter execs (no fork without a PID namespace), so $! is dockerd itself.
+    nsenter --target "$CTRD_PID" --mount -- env PATH="$D26/bin:$PATH" dockerd \
+      --data-root "$E2E_DIR/root" --exec-root "$E2E_DIR/exec" --pidfile "$E2E_DIR/dockerd.pid" \
+      -H "unix://$E2E_DIR/docker.sock" --config-file "$E2E_DIR/daemon.json" \
+      --containerd "$E2E_DIR/containerd/containerd.sock" \
+      --containerd-namespace "$id" --containerd-plugins-namespace "$id-plugins" \
+      --init-path "$D26/bin/docker-init" \
+      --iptables=false --ip-forward=false --bridge=none >>"$DOCKERD_LOG" 2>&1 &
+  else
   dockerd --data-root "$E2E_DIR/root" --exec-root "$E2E_DIR/exec" --pidfile "$E2E_DIR/dockerd.pid" \
     -H "unix://$E2E_DIR/docker.sock" --config-file "$E2E_DIR/daemon.json" \
     --containerd-namespace "$id" --containerd-plugins-namespace "$id-plugins" \
     --iptables=false --ip-forward=false --bridge=none >>"$DOCKERD_LOG" 2>&1 &
+  fi
   DOCKERD_PID=$!
   local i
   for ((i = 0; i < 150; i++)); do
@@ -122,11 +191,20 @@ e2e_start() {
   e2e_install_packages
   E2E_DIR=$(mktemp -d /tmp/ob.XXXXXX)
   DOCKERD_LOG=$E2E_DIR/dockerd.log
+  if [ "$DOCKERD" = 26.1 ]; then
+    # A short name for $E2E_DIR/run/docker/plugins: a socket path has at most 107 bytes, and
+    # <dir>/<64-hex id>/outboard-network.sock must fit.
+    mkdir -p "$E2E_DIR/run/docker/plugins"
+    ln -s run/docker/plugins "$E2E_DIR/p"
+    E2E_PLUGIN_DIR=$E2E_DIR/p
+  fi
   export DOCKER_HOST=unix://$E2E_DIR/docker.sock
   trap e2e_teardown EXIT
   trap 'exit 130' INT TERM
-  log "private dockerd in $E2E_DIR"
+  log "private dockerd $DOCKERD in $E2E_DIR"
   e2e_start_dockerd || exit 1
+  # The daemon's own API version (1.41 on 20.10, 1.45 on 26.1), for raw requests in its shapes.
+  E2E_API=$(docker version -f '{{.Server.APIVersion}}')
   # A busybox image made with docker import (no registry here).
   local r=$E2E_DIR/img
   mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/data"
@@ -156,6 +234,13 @@ e2e_guard_forwarding() {
   [ -z "$up" ] && return 0
   nft add rule inet "$t" guardfwd oifname "$up" drop || return 1
   nft list table inet "$t" | grep -q "oifname \"$up\" drop"
+}
+
+# e2e_in_daemon_ns CMD...: run CMD in the daemon's mount namespace (26.1: the private one, whose
+# /run/docker/plugins is $E2E_PLUGIN_DIR), e.g. a legacy plugin that must find its default paths.
+# It execs, so `e2e_in_daemon_ns CMD &` leaves CMD's PID in $!.
+e2e_in_daemon_ns() {
+  if [ "$DOCKERD" = 26.1 ]; then nsenter --target "$CTRD_PID" --mount -- "$@"; else "$@"; fi
 }
 
 # plugin_id NAME: full ID of a managed plugin.
@@ -192,6 +277,13 @@ e2e_teardown() {
     for p in $(docker plugin ls -q 2>/dev/null); do docker plugin rm -f "$p" >/dev/null 2>&1; done
   fi
   e2e_stop_dockerd
+  if [ -n "${CTRD_PID:-}" ]; then
+    kill "$CTRD_PID" 2>/dev/null
+    local i
+    for ((i = 0; i < 100; i++)); do kill -0 "$CTRD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$CTRD_PID" 2>/dev/null
+    wait "$CTRD_PID" 2>/dev/null
+  fi
   if [ -n "${E2E_DIR:-}" ]; then
     # Safety net: container or plugin processes whose containerd shim outlived the daemon.
     local shim

@@ -3,7 +3,8 @@
 # everything) and the shipped example policy, every container-create and volume-create body of
 # the attack corpus (authz-plugin/tests/corpus.jsonl) is sent through the real dockerd; what
 # dockerd actually applied is inspected (docker inspect, docker volume inspect) and judged by
-# tests/e2e/oracle.py, independently of the plugin. The test fails if anything dangerous was
+# tests/e2e/oracle.py, independently of the plugin. Bodies go to the daemon's own API version
+# (1.41 on dockerd 20.10, 1.45 on 26.1), so 26.1 reads them as a current client's. The test fails if anything dangerous was
 # applied while the audit log says "allow". The daemon is left without the authz setting.
 source "$(dirname "$0")/lib.sh"
 e2e_start
@@ -30,7 +31,7 @@ declare -A VERDICT WHAT
 while IFS=$'\t' read -r -u 3 kind n name body; do
   if [ "$kind" = container ]; then
     code=$(curl -s -o "$E2E_DIR/resp" -w '%{http_code}' --unix-socket "$SOCK" -X POST \
-      -H 'Content-Type: application/json' -d "$body" "http://d/v1.41/containers/create?name=orc$n&oracle=$n")
+      -H 'Content-Type: application/json' -d "$body" "http://d/v$E2E_API/containers/create?name=orc$n&oracle=$n")
     [ "$code" = 201 ] || continue
     created=$((created + 1))
     docker inspect "orc$n" > "$E2E_DIR/insp" 2>/dev/null
@@ -38,7 +39,7 @@ while IFS=$'\t' read -r -u 3 kind n name body; do
     docker rm -f "orc$n" >/dev/null 2>&1
   else
     code=$(curl -s -o "$E2E_DIR/resp" -w '%{http_code}' --unix-socket "$SOCK" -X POST \
-      -H 'Content-Type: application/json' -d "$body" "http://d/v1.41/volumes/create?oracle=$n")
+      -H 'Content-Type: application/json' -d "$body" "http://d/v$E2E_API/volumes/create?oracle=$n")
     [ "$code" = 201 ] || continue
     created=$((created + 1))
     vname=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Name"])' "$E2E_DIR/resp")

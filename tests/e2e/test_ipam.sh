@@ -13,7 +13,7 @@ P=$PREFIX-ipam:latest
 check "disable to configure" docker plugin disable $P
 check "set DEFAULT_POOLS" docker plugin set $P DEFAULT_POOLS=10.200.0.0/16/24,fd00:98:200::/48/64
 check "enable" docker plugin enable $P
-SOCK=/run/docker/plugins/$(plugin_id $P)/outboard-ipam.sock
+SOCK=$E2E_PLUGIN_DIR/$(plugin_id $P)/outboard-ipam.sock
 pools() { curl -sf --unix-socket "$SOCK" "http://x/outboard/v1/pools${1:-}"; }
 pool_of() { pools "?pool=$1" | jq -c '.pools[0]'; }
 ip_of() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$1"; }
@@ -98,7 +98,10 @@ expect_fail "unknown option refused" "unknown ipam option" \
   docker network create -d bridge --ipam-driver $P --subnet 10.98.3.0/24 --ipam-opt colour=red ipbad3
 # dockerd itself refuses an --ip outside the network's subnets before asking the plugin; the
 # plugin's own check is shown on its socket, and the broadcast address reaches the plugin.
-expect_fail "address outside the subnet refused (by dockerd)" "does not belong" run bad4 --network ipn1 --ip 10.98.9.9
+# (20.10: "does not belong to any of this network's subnets"; 26.1: "no configured subnet or
+# ip-range contain the IP address").
+if [ "$DOCKERD" = 26.1 ]; then needle="no configured subnet or ip-range contain"; else needle="does not belong"; fi
+expect_fail "address outside the subnet refused (by dockerd)" "$needle" run bad4 --network ipn1 --ip 10.98.9.9
 expect_fail "broadcast address refused by the plugin" "network or broadcast address of pool 10.98.0.0/24" \
   run bad6 --network ipn1 --ip 10.98.0.255
 out=$(curl -s -w ' %{http_code}' --unix-socket "$SOCK" -X POST http://x/IpamDriver.RequestAddress \

@@ -9,7 +9,7 @@ e2e_start
 e2e_install network ipam
 D=$PREFIX-network:latest
 P=$PREFIX-ipam:latest
-SOCK=/run/docker/plugins/$(plugin_id $P)/outboard-ipam.sock
+SOCK=$E2E_PLUGIN_DIR/$(plugin_id $P)/outboard-ipam.sock
 pool_of() { curl -sf --unix-socket "$SOCK" "http://x/outboard/v1/pools?pool=$1" | jq -c '.pools[0]'; }
 ip_of() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$1"; }
 BR=obi$(printf '%04x' $(( $$ % 65536 )))

@@ -14,7 +14,7 @@ tag=$$
 # start_legacy NAME ENV...: run the IPAM binary as a legacy plugin named NAME.
 start_legacy() {
   local name=$1; shift
-  env NAME="$name" STATE_DIR="$E2E_DIR/legacy-$name" AVOID_HOST_ROUTES=false "$@" "$BIN" \
+  e2e_in_daemon_ns env NAME="$name" STATE_DIR="$E2E_DIR/legacy-$name" AVOID_HOST_ROUTES=false "$@" "$BIN" \
     >>"$E2E_DIR/legacy-$name.log" 2>&1 &
   LEGACY_PIDS+=($!)
   echo $!
@@ -39,9 +39,9 @@ stop_legacy() {
 log "unix socket in /run/docker/plugins"
 n1=ob-legacy-unix-$tag
 pid=$(start_legacy $n1)
-check "$n1: socket appears" retry 50 test -S /run/docker/plugins/$n1.sock
+check "$n1: socket appears" retry 50 test -S "$E2E_PLUGIN_DIR/$n1.sock"
 use_ipam $n1 10.98.251.0/24
-stop_legacy "$pid" /run/docker/plugins/$n1.sock
+stop_legacy "$pid" "$E2E_PLUGIN_DIR/$n1.sock"
 
 log "TCP with a .spec file"
 n2=ob-legacy-tcp-$tag

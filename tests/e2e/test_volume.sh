@@ -13,7 +13,7 @@ mkdir -p "$BIND_OK/data" "$BIND_NO"
 echo hostdata > "$BIND_OK/data/f"
 ln -s "$BIND_NO" "$BIND_OK/escape"
 
-sock() { echo "/run/docker/plugins/$(plugin_id $P)/outboard-volume.sock"; }
+sock() { echo "$E2E_PLUGIN_DIR/$(plugin_id $P)/outboard-volume.sock"; }
 # call METHOD JSON: talk to the plugin directly (what dockerd would send).
 call() { curl -s --unix-socket "$(sock)" -X POST -d "$2" "http://p/VolumeDriver.$1"; }
 status() { docker volume inspect -f '{{json .Status}}' "$1"; }
