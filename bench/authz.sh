@@ -76,7 +76,7 @@ run_scenario() {
 }
 plugin_sock() {
   local id; id=$(plugin_id "$N")
-  find "$E2E_DIR/exec" "$E2E_PLUGIN_DIR" -path "*$id*" -name 'outboard-authz.sock' 2>/dev/null | head -1
+  find -H "$E2E_DIR/exec" "$E2E_PLUGIN_DIR" -path "*$id*" -name 'outboard-authz.sock' 2>/dev/null | head -1
 }
 # use_policy FILE: put FILE in force now (explicit reload on the plugin socket, then verified).
 use_policy() {

@@ -145,6 +145,7 @@ e2e_start_dockerd() {
   [ -f "$E2E_DIR/daemon.json" ] || echo '{}' > "$E2E_DIR/daemon.json"
   if [ "$DOCKERD" = 26.1 ]; then
     if [ -z "${CTRD_PID:-}" ] || ! kill -0 "$CTRD_PID" 2>/dev/null; then d26_start_containerd || return 1; fi
+    E2E_NSENTER=(nsenter --target "$CTRD_PID" --mount --)
     # nsenter execs (no fork without a PID namespace), so $! is dockerd itself.
     nsenter --target "$CTRD_PID" --mount -- env PATH="$D26/bin:$PATH" dockerd \
       --data-root "$E2E_DIR/root" --exec-root "$E2E_DIR/exec" --pidfile "$E2E_DIR/dockerd.pid" \
@@ -236,12 +237,10 @@ e2e_guard_forwarding() {
   nft list table inet "$t" | grep -q "oifname \"$up\" drop"
 }
 
-# e2e_in_daemon_ns CMD...: run CMD in the daemon's mount namespace (26.1: the private one, whose
-# /run/docker/plugins is $E2E_PLUGIN_DIR), e.g. a legacy plugin that must find its default paths.
-# It execs, so `e2e_in_daemon_ns CMD &` leaves CMD's PID in $!.
-e2e_in_daemon_ns() {
-  if [ "$DOCKERD" = 26.1 ]; then nsenter --target "$CTRD_PID" --mount -- "$@"; else "$@"; fi
-}
+# "${E2E_NSENTER[@]}" CMD...: run CMD in the daemon's mount namespace (26.1: the private one,
+# whose /run/docker/plugins is $E2E_PLUGIN_DIR; 20.10: this one), e.g. a legacy plugin that must
+# find its default paths. nsenter execs, so `"${E2E_NSENTER[@]}" CMD &` leaves CMD's PID in $!.
+E2E_NSENTER=()
 
 # plugin_id NAME: full ID of a managed plugin.
 plugin_id() { docker plugin inspect -f '{{.Id}}' "$1"; }

@@ -39,7 +39,7 @@ authz_on() { set_daemon_authz on && retry 10 probe; }
 authz_off() { set_daemon_authz off; }
 plugin_sock() {
   local id; id=$(plugin_id "$N")
-  find "$E2E_DIR/exec" "$E2E_PLUGIN_DIR" -path "*$id*" -name 'outboard-authz.sock' 2>/dev/null | head -1
+  find -H "$E2E_DIR/exec" "$E2E_PLUGIN_DIR" -path "*$id*" -name 'outboard-authz.sock' 2>/dev/null | head -1
 }
 stats() { curl -s --unix-socket "$(plugin_sock)" http://p/outboard/v1/stats; }
 # raw_create CURL-ARGS...: POST a container create straight to the daemon socket; prints

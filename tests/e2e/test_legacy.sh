@@ -14,7 +14,7 @@ tag=$$
 # start_legacy NAME ENV...: run the IPAM binary as a legacy plugin named NAME.
 start_legacy() {
   local name=$1; shift
-  e2e_in_daemon_ns env NAME="$name" STATE_DIR="$E2E_DIR/legacy-$name" AVOID_HOST_ROUTES=false "$@" "$BIN" \
+  "${E2E_NSENTER[@]}" env NAME="$name" STATE_DIR="$E2E_DIR/legacy-$name" AVOID_HOST_ROUTES=false "$@" "$BIN" \
     >>"$E2E_DIR/legacy-$name.log" 2>&1 &
   LEGACY_PIDS+=($!)
   echo $!
