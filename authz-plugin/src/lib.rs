@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod body;
+pub mod metrics;
 pub mod policy;
 pub mod profile;
 pub mod route;
@@ -176,10 +177,13 @@ impl common::Plugin for Plugin {
         let audit = Some(ctx.config.audit_log.trim())
             .filter(|p| !p.is_empty())
             .map(PathBuf::from);
-        Self::with_sys(
+        let plugin = Self::with_sys(
             &ctx.config,
             Arc::new(RealSys::new(audit, ctx.config.audit_plugin_log)),
-        )
+        )?;
+        // The policy is compiled before the first request; `start` runs for the plugin's life.
+        ctx.ready.mark_ready();
+        Ok(plugin)
     }
 
     fn router(self: Arc<Self>) -> axum::Router {
@@ -189,6 +193,10 @@ impl common::Plugin for Plugin {
             .route("/outboard/v1/stats", get(stats))
             .route("/outboard/v1/reload", post(reload))
             .with_state(self.service.clone())
+    }
+
+    async fn metrics(&self, w: &mut common::metrics::MetricsText) {
+        metrics::render(&self.service, w);
     }
 
     /// Watch the policy file (polling) and SIGHUP; both reload.

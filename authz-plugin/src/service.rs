@@ -55,6 +55,8 @@ pub struct Service {
     policy: RwLock<Arc<Policy>>,
     seen: Mutex<Option<Stamp>>,
     reloads: AtomicU64,
+    /// Rejected loads since start (for `GET /metrics`).
+    reload_failures: AtomicU64,
     last_error: Mutex<String>,
     allowed: AtomicU64,
     denied: AtomicU64,
@@ -94,6 +96,7 @@ impl Service {
             policy: RwLock::new(Arc::new(Policy::deny_all("not loaded yet"))),
             seen: Mutex::new(None),
             reloads: AtomicU64::new(0),
+            reload_failures: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
             allowed: AtomicU64::new(0),
             denied: AtomicU64::new(0),
@@ -170,6 +173,7 @@ impl Service {
     }
 
     fn reject(&self, msg: String) -> Reload {
+        self.reload_failures.fetch_add(1, Ordering::Relaxed);
         let keeping = self.policy().hash.clone();
         tracing::error!(keeping = %keeping, "policy rejected, the previous one stays in force: {msg}");
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = msg.clone();
@@ -272,6 +276,11 @@ impl Service {
     /// Write the audit lines buffered for the plugin log.
     pub fn flush_audit_log(&self) {
         self.sys.flush_log();
+    }
+
+    /// Rejected policy loads since start.
+    pub fn reload_failures(&self) -> u64 {
+        self.reload_failures.load(Ordering::Relaxed)
     }
 
     /// Counters for `GET /outboard/v1/stats`.

@@ -56,6 +56,9 @@ pub struct RuntimeConfig {
     pub daemon_tls_key: String,
     /// `CONFIG_FILE`: optional TOML file read between the defaults and the environment.
     pub config_file: String,
+    /// `METRICS_LISTEN`: `tcp://host:port` serving only `/metrics`, `/health` and `/ready`;
+    /// empty (the default) serves them on the plugin socket alone.
+    pub metrics_listen: String,
 }
 
 /// Default request body limit: 1 MiB.
@@ -78,6 +81,7 @@ impl Default for RuntimeConfig {
             daemon_tls_cert: String::new(),
             daemon_tls_key: String::new(),
             config_file: String::new(),
+            metrics_listen: String::new(),
         }
     }
 }
@@ -129,6 +133,14 @@ impl RuntimeConfig {
                 "BODY_LIMIT",
                 self.body_limit,
                 "a byte count from 1024 to 67108864",
+            ));
+        }
+        let ml = &self.metrics_listen;
+        if !ml.is_empty() && (!ml.starts_with("tcp://") || ml.len() == "tcp://".len()) {
+            return Err(ConfigError::invalid(
+                "METRICS_LISTEN",
+                ml,
+                "empty (off) or tcp://host:port",
             ));
         }
         let listen = &self.listen;

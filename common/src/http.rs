@@ -11,12 +11,13 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
 
 use crate::config::RuntimeConfig;
 use crate::discovery::{self, Bound};
+use crate::metrics::{Metrics, MetricsText};
 use crate::store::Store;
 use crate::{BoxError, Context, Plugin};
 
@@ -191,9 +192,38 @@ pub fn app(routes: Router, implements: &'static [&'static str], rt: &RuntimeConf
         )
         .fallback(unknown_endpoint)
         .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn(crate::metrics::count_requests))
         .layer(Extension(BodyLimit(rt.body_limit)))
         .layer(Extension(LogBodies(rt.debug)))
         .layer(axum::middleware::from_fn(log_request))
+}
+
+/// The operating routes (`GET /metrics`, `/health`, `/ready`) for plugin `P`; served on the
+/// plugin socket and, with `METRICS_LISTEN`, alone on a TCP port.
+pub fn ops_routes<P: Plugin>(plugin: Arc<P>, metrics: Arc<Metrics>, name: String) -> Router {
+    let m_ready = metrics.clone();
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let plugin = plugin.clone();
+                let metrics = metrics.clone();
+                async move {
+                    let mut w = MetricsText::default();
+                    metrics.render(&mut w);
+                    plugin.metrics(&mut w).await;
+                    crate::metrics::text_response(w.into_string())
+                }
+            }),
+        )
+        .route(
+            "/health",
+            get(move || async move { crate::metrics::health(&name) }),
+        )
+        .route(
+            "/ready",
+            get(move || async move { crate::metrics::ready(&m_ready) }),
+        )
 }
 
 /// Resolves on SIGTERM or SIGINT (dockerd stops a managed plugin with SIGTERM).
@@ -231,15 +261,47 @@ pub async fn serve_plugin<P: Plugin>(
     std::fs::create_dir_all(&state_dir)
         .map_err(|e| format!("cannot create state dir {}: {e}", state_dir.display()))?;
     let store = Store::open(&state_dir, P::SCHEMA_VERSION)?;
+    let metrics = Metrics::new(&name);
+    metrics.set_store(store.clone());
     let plugin = Arc::new(P::new(Context {
         config,
         runtime: runtime.clone(),
         store: store.clone(),
+        ready: metrics.readiness(),
     })?);
-    let app = app(plugin.clone().router(), P::IMPLEMENTS, &runtime);
-    let starter = tokio::spawn(plugin.clone().start());
+    let ops = ops_routes(plugin.clone(), metrics.clone(), name.clone());
+    let routes = plugin.clone().router().merge(ops.clone());
+    let app = app(routes, P::IMPLEMENTS, &runtime).layer(Extension(metrics.clone()));
+    let metrics_server = match runtime.metrics_listen.strip_prefix("tcp://") {
+        Some(addr) if !addr.is_empty() => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
+            tracing::info!(metrics_listen = %addr, "serving /metrics, /health, /ready over TCP");
+            let ops = ops
+                .fallback(unknown_endpoint)
+                .layer(axum::middleware::from_fn(crate::metrics::count_requests))
+                .layer(Extension(metrics.clone()));
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, ops).await {
+                    tracing::error!("metrics listener failed: {e}");
+                }
+            }))
+        }
+        _ => None,
+    };
+    let ready_flag = metrics.clone();
+    let starter_plugin = plugin.clone();
+    let starter = tokio::spawn(async move {
+        starter_plugin.start().await;
+        ready_flag.set_ready(true);
+        tracing::info!("ready");
+    });
     let served = serve(bound, app, shutdown).await;
     starter.abort();
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     plugin.stop().await;
     let flushed = store.flush().await;
     served?;

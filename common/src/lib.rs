@@ -10,6 +10,7 @@ pub mod config;
 pub mod discovery;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod store;
 pub mod testing;
 mod tls;
@@ -33,6 +34,9 @@ pub struct Context<C> {
     pub runtime: RuntimeConfig,
     /// The plugin's durable state, already opened and schema-checked.
     pub store: Store,
+    /// Marks the plugin ready (`GET /ready`). Common marks it when [`Plugin::start`] returns;
+    /// a plugin whose `start` runs for its whole life marks it itself once it can serve.
+    pub ready: metrics::Readiness,
 }
 
 /// One Docker plugin. `main.rs` of each binary is `common::main::<ThePlugin>()`.
@@ -61,6 +65,11 @@ pub trait Plugin: Send + Sync + Sized + 'static {
 
     /// Called after the server stopped accepting and finished in-flight requests.
     fn stop(self: Arc<Self>) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// Plugin-specific metric families appended to `GET /metrics` (gauges of its state).
+    fn metrics(&self, _w: &mut metrics::MetricsText) -> impl Future<Output = ()> + Send {
         async {}
     }
 

@@ -14,6 +14,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod metrics;
 pub mod model;
 pub mod options;
 pub mod service;
@@ -60,6 +61,14 @@ impl common::Plugin for Plugin {
 
     fn router(self: Arc<Self>) -> axum::Router {
         router(self.ipam.clone())
+    }
+
+    async fn metrics(&self, w: &mut common::metrics::MetricsText) {
+        let view = self.ipam.pools_view(&model::PoolFilter {
+            pool: None,
+            limit: 0,
+        });
+        metrics::render(&view, w);
     }
 }
 

@@ -992,5 +992,7 @@ fn fmt_opts(o: &BTreeMap<String, String>) -> String {
         .join(", ")
 }
 
+pub mod ops;
+
 #[cfg(test)]
 mod tests;
