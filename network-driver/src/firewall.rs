@@ -1,7 +1,9 @@
 //! The firewall policy as data: what the plugin's own nftables table must contain for the
 //! networks and published ports it knows. [`Ruleset`] is computed from the store after every
-//! change and replaces the whole table in one transaction (see `nft.rs` for the encoding), so
-//! the kernel never holds a half-applied change and reconcile is "apply the ruleset again".
+//! change; the difference to the last applied ruleset goes to the kernel in one transaction
+//! (its own chains and map elements only, see `nft.rs`), so the kernel never holds a
+//! half-applied change, one change costs the same at 10 or 1,000 networks, and reconcile (or
+//! repair after an outside change) is "build the whole table again".
 //!
 //! Policy, per network bridge `B` (IPv4):
 //! - `iif B oif B`: accept, or drop with `icc=false` (bridged traffic reaches netfilter because
@@ -10,7 +12,7 @@
 //! - otherwise: `oif B` accept replies (ct established/related) and published ports (ct status
 //!   dnat), drop anything else entering `B` — which isolates our networks from each other and
 //!   from the outside also when the host forwards;
-//! - masquerade: `ip saddr <subnet> oif != B` masquerade;
+//! - masquerade: `ip saddr <subnet> oif != B` masquerade (for traffic entering from `B`);
 //! - published ports: DNAT in prerouting (and output, except towards 127/8) for local
 //!   destination addresses (or the given host IP) to the container.
 

@@ -1,12 +1,19 @@
 //! A minimal nftables netlink encoder: turns a [`Ruleset`] into one nfnetlink batch (one
-//! kernel transaction) that replaces the plugin's table, and sends it.
+//! kernel transaction) that builds the plugin's table, or a change between two rulesets into a
+//! batch that touches only what changed, and sends it.
+//!
+//! Layout of the table: four base chains whose only rules look the packet up in verdict maps
+//! (`iifname`/`oifname` in forward and postrouting, `l4proto . dport` in the NAT chains) and
+//! jump to one regular chain per network side (`in_B`, `out_B`, `pin_B`, `pout_B` for bridge
+//! `B`) or per published host port (`port_P_N`). Adding or removing a network or a port is
+//! then a few chains and map elements, at 10 networks as at 1,000.
 //!
 //! Why our own: `rustables` 0.9 needs libclang at build time (bindgen) and is GPL-3.0; the few
 //! message types we need (table, base chain, rule with meta/cmp/bitwise/ct/payload/fib/
 //! immediate/nat/masq expressions) are small and stable kernel ABI (`linux/netfilter/
-//! nf_tables.h`). The batch is "add table; per chain: add chain, flush it; add rules": one
-//! transaction that makes the table exactly the ruleset whether or not it existed before.
+//! nf_tables.h`).
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 
 use crate::firewall::{FwNetwork, FwPort, Ruleset};
@@ -31,8 +38,12 @@ const NFPROTO_IPV4: u8 = 2;
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_DELRULE: u16 = 8;
+const NFT_MSG_NEWSET: u16 = 9;
+const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_DELSETELEM: u16 = 14;
 // attributes
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_TABLE_FLAGS: u16 = 2;
@@ -52,6 +63,33 @@ const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
+const NFTA_VERDICT_CHAIN: u16 = 2;
+const NFTA_SET_TABLE: u16 = 1;
+const NFTA_SET_NAME: u16 = 2;
+const NFTA_SET_FLAGS: u16 = 3;
+const NFTA_SET_KEY_TYPE: u16 = 4;
+const NFTA_SET_KEY_LEN: u16 = 5;
+const NFTA_SET_DATA_TYPE: u16 = 6;
+const NFTA_SET_DATA_LEN: u16 = 7;
+const NFTA_SET_ID: u16 = 10;
+const NFTA_SET_USERDATA: u16 = 13;
+const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_DATA: u16 = 2;
+const NFTA_LOOKUP_SET: u16 = 1;
+const NFTA_LOOKUP_SREG: u16 = 2;
+const NFTA_LOOKUP_DREG: u16 = 3;
+const NFT_SET_MAP: u32 = 0x8;
+const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
+/// nft's own type numbers (userspace metadata only: `nft list` prints keys with them):
+/// ifname; inet_proto . inet_service; ipv4_addr . inet_proto . inet_service; and
+/// ipv4_addr . inet_service (a concatenation packs 6 bits per type).
+const TYPE_IFNAME: u32 = 41;
+const TYPE_PROTO_SERVICE: u32 = (12 << 6) | 13;
+const TYPE_ADDR_PROTO_SERVICE: u32 = (7 << 12) | (12 << 6) | 13;
+const TYPE_ADDR_SERVICE: u32 = (7 << 6) | 13;
 // hooks
 const NF_INET_PRE_ROUTING: u32 = 0;
 const NF_INET_FORWARD: u32 = 2;
@@ -60,10 +98,15 @@ const NF_INET_POST_ROUTING: u32 = 4;
 // verdicts
 const NF_DROP: u32 = 0;
 const NF_ACCEPT: u32 = 1;
+const NFT_JUMP: u32 = (-3i32) as u32;
+const NFT_RETURN: u32 = (-5i32) as u32;
 // registers
 const REG_VERDICT: u32 = 0;
 const REG_1: u32 = 1;
-const REG_2: u32 = 2;
+/// The first two 32-bit registers (they overlap `REG_1`): a concatenated key.
+const REG32_00: u32 = 8;
+const REG32_01: u32 = 9;
+const REG32_02: u32 = 10;
 // meta keys
 const META_IIFNAME: u32 = 6;
 const META_OIFNAME: u32 = 7;
@@ -92,6 +135,21 @@ const CHAIN_FORWARD: &str = "forward";
 const CHAIN_PREROUTING: &str = "prerouting";
 const CHAIN_OUTPUT: &str = "output";
 const CHAIN_POSTROUTING: &str = "postrouting";
+
+/// Verdict maps dispatching from the base chains to per-network and per-port chains, so a
+/// change touches only its own chains and one map element whatever the number of networks:
+/// forward by input and output interface, postrouting by input and output interface, and
+/// prerouting/output NAT by `l4proto . dport`.
+const MAP_FWD_IIF: &str = "fwd_iif";
+const MAP_FWD_OIF: &str = "fwd_oif";
+const MAP_POST_IIF: &str = "post_iif";
+const MAP_POST_OIF: &str = "post_oif";
+/// Published ports: DNAT data maps (no chains, no jumps: adding one costs the same with 10 or
+/// 10,000 ports), keyed by `l4proto . dport` for bindings on every local address and by
+/// `daddr . l4proto . dport` for bindings on one host address; the value is the container's
+/// `address . port`.
+const MAP_PORTS_ANY: &str = "ports_any";
+const MAP_PORTS_IP: &str = "ports_ip";
 
 /// The base chains: name, type, hook, priority.
 const CHAINS: [(&str, &str, u32, i32); 4] = [
@@ -197,15 +255,6 @@ fn fib_daddr_type(dreg: u32) -> Expr {
     Expr { name: "fib", data }
 }
 
-fn immediate_data(dreg: u32, value: &[u8]) -> Expr {
-    let mut data = Attrs::default();
-    data.be32(1, dreg).nest(2, data_value(value));
-    Expr {
-        name: "immediate",
-        data,
-    }
-}
-
 fn verdict(code: u32) -> Expr {
     let mut v = Attrs::default();
     v.be32(NFTA_VERDICT_CODE, code);
@@ -291,31 +340,179 @@ fn ip_in(offset: u32, net: ipnet::Ipv4Net, eq: bool) -> Vec<Expr> {
 
 /// A rule: the chain and its expressions.
 struct Rule {
-    chain: &'static str,
+    chain: String,
     exprs: Vec<Expr>,
 }
 
-fn rule(chain: &'static str, parts: Vec<Vec<Expr>>, last: Expr) -> Rule {
+fn rule(chain: &str, parts: Vec<Vec<Expr>>, last: Expr) -> Rule {
     let mut exprs: Vec<Expr> = parts.into_iter().flatten().collect();
     exprs.push(last);
-    Rule { chain, exprs }
+    Rule {
+        chain: chain.to_string(),
+        exprs,
+    }
 }
 
+/// `meta <key>` looked up in verdict map `map` (a match jumps to the element's chain).
+fn vmap(key: Vec<Expr>, sreg: u32, map: &str) -> Vec<Expr> {
+    let mut data = Attrs::default();
+    data.str(NFTA_LOOKUP_SET, map)
+        .be32(NFTA_LOOKUP_SREG, sreg)
+        .be32(NFTA_LOOKUP_DREG, REG_VERDICT);
+    let mut v = key;
+    v.push(Expr {
+        name: "lookup",
+        data,
+    });
+    v
+}
+
+/// The regular chains of network bridge `b`: forward traffic entering from and leaving to the
+/// bridge, postrouting traffic entering from and leaving to it.
+fn net_chains(b: &str) -> [(String, &'static str, String); 4] {
+    [
+        (format!("in_{b}"), MAP_FWD_IIF, b.to_string()),
+        (format!("out_{b}"), MAP_FWD_OIF, b.to_string()),
+        (format!("pin_{b}"), MAP_POST_IIF, b.to_string()),
+        (format!("pout_{b}"), MAP_POST_OIF, b.to_string()),
+    ]
+}
+
+/// The ports map and key of a binding (`[daddr .] l4proto . dport`, a 32-bit register each),
+/// fixed-size so that diffing 10,000 bindings allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct PortKey {
+    map: &'static str,
+    key: [u8; 12],
+    len: usize,
+}
+
+impl PortKey {
+    fn of(p: &FwPort) -> Self {
+        let port = p.host_port.to_be_bytes();
+        let tail = [p.proto, 0, 0, 0, port[0], port[1], 0, 0];
+        let mut key = [0u8; 12];
+        match p.host_ip {
+            None => {
+                key[..8].copy_from_slice(&tail);
+                Self {
+                    map: MAP_PORTS_ANY,
+                    key,
+                    len: 8,
+                }
+            }
+            Some(ip) => {
+                key[..4].copy_from_slice(&ip.octets());
+                key[4..].copy_from_slice(&tail);
+                Self {
+                    map: MAP_PORTS_IP,
+                    key,
+                    len: 12,
+                }
+            }
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.key[..self.len]
+    }
+}
+
+/// The DNAT target of a binding: `container address . container port`.
+fn port_value(p: &FwPort) -> [u8; 8] {
+    let a = p.container_ip.octets();
+    let port = p.container_port.to_be_bytes();
+    [a[0], a[1], a[2], a[3], port[0], port[1], 0, 0]
+}
+
+/// `dnat ip to [ip daddr .] meta l4proto . th dport map @map`, for IPv4 packets addressed to
+/// this host only (a binding's host address must also be local: traffic merely passing
+/// through is never DNATed).
+fn dnat_lookup(chain: &str, map: &str) -> Rule {
+    let mut exprs = is_ipv4();
+    exprs.extend([
+        fib_daddr_type(REG_1),
+        cmp(CMP_EQ, REG_1, &RTN_LOCAL.to_ne_bytes()),
+    ]);
+    let first = if map == MAP_PORTS_IP {
+        exprs.push(payload(PAYLOAD_NETWORK, 16, 4, REG32_00));
+        exprs.push(meta(META_L4PROTO, REG32_01));
+        exprs.push(payload(PAYLOAD_TRANSPORT, 2, 2, REG32_02));
+        REG32_00
+    } else {
+        exprs.push(meta(META_L4PROTO, REG32_00));
+        exprs.push(payload(PAYLOAD_TRANSPORT, 2, 2, REG32_01));
+        REG32_00
+    };
+    let mut data = Attrs::default();
+    data.str(NFTA_LOOKUP_SET, map)
+        .be32(NFTA_LOOKUP_SREG, first)
+        .be32(NFTA_LOOKUP_DREG, REG32_00);
+    exprs.push(Expr {
+        name: "lookup",
+        data,
+    });
+    exprs.push(dnat(REG32_00, REG32_01));
+    Rule {
+        chain: chain.to_string(),
+        exprs,
+    }
+}
+
+/// The fixed rules of the base chains: only dispatch.
+fn base_rules() -> Vec<Rule> {
+    let lo = ipnet::Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).ok();
+    let mut out = vec![
+        Rule {
+            chain: CHAIN_FORWARD.into(),
+            exprs: vmap(vec![meta(META_IIFNAME, REG_1)], REG_1, MAP_FWD_IIF),
+        },
+        Rule {
+            chain: CHAIN_FORWARD.into(),
+            exprs: vmap(vec![meta(META_OIFNAME, REG_1)], REG_1, MAP_FWD_OIF),
+        },
+        Rule {
+            chain: CHAIN_POSTROUTING.into(),
+            exprs: vmap(vec![meta(META_IIFNAME, REG_1)], REG_1, MAP_POST_IIF),
+        },
+        Rule {
+            chain: CHAIN_POSTROUTING.into(),
+            exprs: vmap(vec![meta(META_OIFNAME, REG_1)], REG_1, MAP_POST_OIF),
+        },
+        dnat_lookup(CHAIN_PREROUTING, MAP_PORTS_IP),
+        dnat_lookup(CHAIN_PREROUTING, MAP_PORTS_ANY),
+    ];
+    // Locally generated traffic to 127/8 is never DNATed (route_localnet is off).
+    if let Some(lo) = lo {
+        out.push(rule(
+            CHAIN_OUTPUT,
+            vec![ip_in(16, lo, true)],
+            verdict(NFT_RETURN),
+        ));
+    }
+    out.push(dnat_lookup(CHAIN_OUTPUT, MAP_PORTS_IP));
+    out.push(dnat_lookup(CHAIN_OUTPUT, MAP_PORTS_ANY));
+    out
+}
+
+/// The rules of one network, in its own chains (each keeps the full match, so a rule means the
+/// same wherever it is read).
 fn network_rules(n: &FwNetwork, out: &mut Vec<Rule>) {
     let b = n.bridge.as_str();
+    let [(cin, ..), (cout, ..), (pin, ..), (pout, ..)] = net_chains(b);
     let icc = if n.icc { NF_ACCEPT } else { NF_DROP };
     out.push(rule(
-        CHAIN_FORWARD,
+        &cin,
         vec![iif_is(b, true), oif_is(b, true)],
         verdict(icc),
     ));
     if n.internal {
-        out.push(rule(CHAIN_FORWARD, vec![iif_is(b, true)], verdict(NF_DROP)));
-        out.push(rule(CHAIN_FORWARD, vec![oif_is(b, true)], verdict(NF_DROP)));
+        out.push(rule(&cin, vec![iif_is(b, true)], verdict(NF_DROP)));
+        out.push(rule(&cout, vec![oif_is(b, true)], verdict(NF_DROP)));
         return;
     }
     out.push(rule(
-        CHAIN_FORWARD,
+        &cout,
         vec![
             oif_is(b, true),
             ct_has(CT_STATE, CT_STATE_ESTABLISHED_RELATED),
@@ -323,16 +520,16 @@ fn network_rules(n: &FwNetwork, out: &mut Vec<Rule>) {
         verdict(NF_ACCEPT),
     ));
     out.push(rule(
-        CHAIN_FORWARD,
+        &cout,
         vec![oif_is(b, true), ct_has(CT_STATUS, CT_STATUS_DST_NAT)],
         verdict(NF_ACCEPT),
     ));
-    out.push(rule(CHAIN_FORWARD, vec![oif_is(b, true)], verdict(NF_DROP)));
+    out.push(rule(&cout, vec![oif_is(b, true)], verdict(NF_DROP)));
     // Hairpin: a container reaching a published port of its own network through a host
     // address is DNATed back onto the bridge; masquerade it so the reply returns via the host.
     for s in &n.subnets {
         out.push(rule(
-            CHAIN_POSTROUTING,
+            &pout,
             vec![
                 oif_is(b, true),
                 ip_in(12, *s, true),
@@ -344,7 +541,7 @@ fn network_rules(n: &FwNetwork, out: &mut Vec<Rule>) {
     if n.masquerade {
         for s in &n.subnets {
             out.push(rule(
-                CHAIN_POSTROUTING,
+                &pin,
                 vec![ip_in(12, *s, true), oif_is(b, false)],
                 masq(),
             ));
@@ -352,47 +549,22 @@ fn network_rules(n: &FwNetwork, out: &mut Vec<Rule>) {
     }
 }
 
-fn port_rules(p: &FwPort, out: &mut Vec<Rule>) {
-    let loopback = ipnet::Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).ok();
-    for chain in [CHAIN_PREROUTING, CHAIN_OUTPUT] {
-        let mut parts = vec![
-            is_ipv4(),
-            dest_match(p.host_ip),
-            vec![meta(META_L4PROTO, REG_1), cmp(CMP_EQ, REG_1, &[p.proto])],
-            vec![
-                payload(PAYLOAD_TRANSPORT, 2, 2, REG_1),
-                cmp(CMP_EQ, REG_1, &p.host_port.to_be_bytes()),
-            ],
-        ];
-        if chain == CHAIN_OUTPUT {
-            if let Some(lo) = loopback {
-                parts.push(ip_in(16, lo, false));
-            }
-        }
-        parts.push(vec![
-            immediate_data(REG_1, &p.container_ip.octets()),
-            immediate_data(REG_2, &p.container_port.to_be_bytes()),
-        ]);
-        out.push(rule(chain, parts, dnat(REG_1, REG_2)));
-    }
+/// A map to create.
+struct MapSpec {
+    name: &'static str,
+    id: u32,
+    key_len: u32,
+    key_type: u32,
+    /// `None`: a verdict map; else the value's nft type and length.
+    data: Option<(u32, u32)>,
 }
 
-/// The destination of a published port: the given host IP, or any local address.
-fn dest_match(host_ip: Option<Ipv4Addr>) -> Vec<Expr> {
-    match host_ip {
-        // The given address, and only while it is an address of this host: a HostIP that is
-        // not local must not DNAT traffic merely passing through.
-        Some(ip) => vec![
-            payload(PAYLOAD_NETWORK, 16, 4, REG_1),
-            cmp(CMP_EQ, REG_1, &ip.octets()),
-            fib_daddr_type(REG_1),
-            cmp(CMP_EQ, REG_1, &RTN_LOCAL.to_ne_bytes()),
-        ],
-        None => vec![
-            fib_daddr_type(REG_1),
-            cmp(CMP_EQ, REG_1, &RTN_LOCAL.to_ne_bytes()),
-        ],
-    }
+/// The value of a map element.
+#[derive(Clone, Copy)]
+enum Value<'a> {
+    Jump(&'a str),
+    Data(&'a [u8]),
+    Delete,
 }
 
 /// A batch of nfnetlink messages.
@@ -522,6 +694,99 @@ impl Batch {
         );
     }
 
+    /// A regular chain (no hook): reached only through a map element.
+    fn regular_chain(&mut self, table: &str, name: &str) {
+        let mut a = Attrs::default();
+        a.str(NFTA_CHAIN_TABLE, table).str(NFTA_CHAIN_NAME, name);
+        self.msg(
+            NFT_MSG_NEWCHAIN,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE,
+            NFPROTO_INET,
+            a,
+            &format!("add chain {name}"),
+        );
+    }
+
+    /// Delete a chain and its rules (its map element must be gone first, same batch).
+    fn del_chain(&mut self, table: &str, name: &str) {
+        let mut a = Attrs::default();
+        a.str(NFTA_CHAIN_TABLE, table).str(NFTA_CHAIN_NAME, name);
+        self.msg(
+            NFT_MSG_DELCHAIN,
+            NLM_F_REQUEST | NLM_F_ACK,
+            NFPROTO_INET,
+            a,
+            &format!("delete chain {name}"),
+        );
+    }
+
+    /// A map with keys of `key_len` bytes to verdicts (`data` = `None`) or to values of
+    /// `(type, length)`.
+    fn map(&mut self, table: &str, m: MapSpec) {
+        let mut a = Attrs::default();
+        a.str(NFTA_SET_TABLE, table)
+            .str(NFTA_SET_NAME, m.name)
+            .be32(NFTA_SET_FLAGS, NFT_SET_MAP)
+            .be32(NFTA_SET_KEY_TYPE, m.key_type)
+            .be32(NFTA_SET_KEY_LEN, m.key_len);
+        match m.data {
+            None => {
+                a.be32(NFTA_SET_DATA_TYPE, NFT_DATA_VERDICT);
+            }
+            Some((ty, len)) => {
+                a.be32(NFTA_SET_DATA_TYPE, ty).be32(NFTA_SET_DATA_LEN, len);
+            }
+        }
+        a.be32(NFTA_SET_ID, m.id);
+        if m.key_type == TYPE_IFNAME {
+            // For `nft list` only: interface names are stored in host byte order (libnftnl
+            // udata TLV: KEYBYTEORDER = BYTEORDER_HOST_ENDIAN).
+            let mut ud = vec![0u8, 4];
+            ud.extend_from_slice(&1u32.to_ne_bytes());
+            a.put(NFTA_SET_USERDATA, &ud);
+        }
+        self.msg(
+            NFT_MSG_NEWSET,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE,
+            NFPROTO_INET,
+            a,
+            &format!("add map {}", m.name),
+        );
+    }
+
+    /// Add (with its value) or delete the element `key` of map `map`.
+    fn elem(&mut self, table: &str, map: &str, key: &[u8], value: Value<'_>) {
+        let mut el = Attrs::default();
+        el.nest(NFTA_SET_ELEM_KEY, data_value(key));
+        let what = match value {
+            Value::Jump(chain) => {
+                let mut v = Attrs::default();
+                v.be32(NFTA_VERDICT_CODE, NFT_JUMP)
+                    .str(NFTA_VERDICT_CHAIN, chain);
+                let mut d = Attrs::default();
+                d.nest(NFTA_DATA_VERDICT, v);
+                el.nest(NFTA_SET_ELEM_DATA, d);
+                format!("add element to {map} (jump {chain})")
+            }
+            Value::Data(bytes) => {
+                el.nest(NFTA_SET_ELEM_DATA, data_value(bytes));
+                format!("add element to {map}")
+            }
+            Value::Delete => format!("delete element from {map}"),
+        };
+        let mut list = Attrs::default();
+        list.nest(NFTA_LIST_ELEM, el);
+        let mut a = Attrs::default();
+        a.str(NFTA_SET_ELEM_LIST_TABLE, table)
+            .str(NFTA_SET_ELEM_LIST_SET, map)
+            .nest(NFTA_SET_ELEM_LIST_ELEMENTS, list);
+        let (kind, flags) = match value {
+            Value::Delete => (NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK),
+            _ => (NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE),
+        };
+        self.msg(kind, flags, NFPROTO_INET, a, &what);
+    }
+
     /// Delete every rule of a chain (no handle given: the kernel flushes the chain).
     fn flush_chain(&mut self, table: &str, chain: &str) {
         let mut a = Attrs::default();
@@ -547,7 +812,7 @@ impl Batch {
         }
         let mut a = Attrs::default();
         a.str(NFTA_RULE_TABLE, table)
-            .str(NFTA_RULE_CHAIN, r.chain)
+            .str(NFTA_RULE_CHAIN, &r.chain)
             .nest(NFTA_RULE_EXPRESSIONS, list);
         self.msg(
             NFT_MSG_NEWRULE,
@@ -574,30 +839,172 @@ impl Batch {
     }
 }
 
-/// The batch replacing the table with `rules` (bytes, and what each sequence number does).
-pub fn encode_replace(rules: &Ruleset, seq: u32) -> (Vec<u8>, Vec<(u32, String)>) {
+/// An encoded batch and what each of its sequence numbers does (for error messages).
+pub type Encoded = (Vec<u8>, Vec<(u32, String)>);
+
+/// Published ports as map elements: key → value (the first binding of a key wins; the service
+/// never records two).
+type PortElems = HashMap<PortKey, [u8; 8]>;
+
+fn port_elems(rules: &Ruleset) -> PortElems {
+    let mut m = PortElems::with_capacity(rules.ports.len());
+    for p in &rules.ports {
+        m.entry(PortKey::of(p)).or_insert_with(|| port_value(p));
+    }
+    m
+}
+
+fn networks(rules: &Ruleset) -> BTreeMap<&str, &FwNetwork> {
+    rules
+        .networks
+        .iter()
+        .map(|n| (n.bridge.as_str(), n))
+        .collect()
+}
+
+impl Batch {
+    fn add_network(&mut self, t: &str, n: &FwNetwork, rules: &mut Vec<Rule>) {
+        for (chain, ..) in net_chains(&n.bridge) {
+            self.regular_chain(t, &chain);
+        }
+        network_rules(n, rules);
+    }
+
+    fn link_network(&mut self, t: &str, n: &FwNetwork) {
+        for (chain, map, key) in net_chains(&n.bridge) {
+            self.elem(t, map, &ifname(&key), Value::Jump(&chain));
+        }
+    }
+
+    fn drop_network(&mut self, t: &str, bridge: &str) {
+        for (_, map, key) in net_chains(bridge) {
+            self.elem(t, map, &ifname(&key), Value::Delete);
+        }
+        for (chain, ..) in net_chains(bridge) {
+            self.del_chain(t, &chain);
+        }
+    }
+
+    fn rules(&mut self, t: &str, rules: Vec<Rule>) {
+        for (i, r) in rules.into_iter().enumerate() {
+            self.rule(t, r, i + 1);
+        }
+    }
+}
+
+/// The batch building the table from nothing: whatever the table held before (an older
+/// layout, a partial state after an outside change) is deleted in the same transaction. Used
+/// at start and whenever an incremental change could not be applied.
+pub fn encode_full(rules: &Ruleset, seq: u32) -> Encoded {
     let t = rules.table.as_str();
     let mut b = Batch::new(seq);
-    // Table and base chains are created if missing and kept otherwise; their rules are flushed
-    // and written again. Deleting the table instead would unregister the hooks, and each
-    // unregistration waits for an RCU grace period (tens of ms on a small VM).
     b.drop_legacy_table(t);
+    b.table(NFT_MSG_NEWTABLE, t);
+    b.table(NFT_MSG_DELTABLE, t);
     b.table(NFT_MSG_NEWTABLE, t);
     for (chain, kind, hook, prio) in CHAINS {
         b.chain(t, chain, kind, hook, prio);
-        b.flush_chain(t, chain);
     }
-    let mut out = Vec::new();
+    let ifmaps = [MAP_FWD_IIF, MAP_FWD_OIF, MAP_POST_IIF, MAP_POST_OIF];
+    for (id, name) in (1..).zip(ifmaps) {
+        b.map(
+            t,
+            MapSpec {
+                name,
+                id,
+                key_len: 16,
+                key_type: TYPE_IFNAME,
+                data: None,
+            },
+        );
+    }
+    for (id, name, key_len, key_type) in [
+        (5, MAP_PORTS_ANY, 8, TYPE_PROTO_SERVICE),
+        (6, MAP_PORTS_IP, 12, TYPE_ADDR_PROTO_SERVICE),
+    ] {
+        b.map(
+            t,
+            MapSpec {
+                name,
+                id,
+                key_len,
+                key_type,
+                data: Some((TYPE_ADDR_SERVICE, 8)),
+            },
+        );
+    }
+    let mut out = base_rules();
     for n in &rules.networks {
-        network_rules(n, &mut out);
+        b.add_network(t, n, &mut out);
     }
-    for p in &rules.ports {
-        port_rules(p, &mut out);
+    b.rules(t, out);
+    for n in &rules.networks {
+        b.link_network(t, n);
     }
-    for (i, r) in out.into_iter().enumerate() {
-        b.rule(t, r, i + 1);
+    let mut elems: Vec<_> = port_elems(rules).into_iter().collect();
+    elems.sort_by(|a, b| (a.0.map, a.0.key).cmp(&(b.0.map, b.0.key)));
+    for (k, value) in &elems {
+        b.elem(t, k.map, k.bytes(), Value::Data(value));
     }
     b.finish()
+}
+
+/// The batch turning the table built for `old` into the one for `new` (same table): only the
+/// networks and published ports that differ are touched. `None` when nothing differs.
+pub fn encode_change(old: &Ruleset, new: &Ruleset, seq: u32) -> Option<Encoded> {
+    let t = new.table.as_str();
+    let mut b = Batch::new(seq);
+    let mut out = Vec::new();
+    let mut changed = false;
+    let (old_n, new_n) = if old.networks == new.networks {
+        (BTreeMap::new(), BTreeMap::new())
+    } else {
+        (networks(old), networks(new))
+    };
+    for bridge in old_n.keys().filter(|k| !new_n.contains_key(*k)) {
+        b.drop_network(t, bridge);
+        changed = true;
+    }
+    // Most changes touch networks or ports, not both: skip the diff of an unchanged side.
+    let (old_p, new_p) = if old.ports == new.ports {
+        (PortElems::new(), PortElems::new())
+    } else {
+        (port_elems(old), port_elems(new))
+    };
+    for (k, value) in &old_p {
+        if new_p.get(k) != Some(value) {
+            b.elem(t, k.map, k.bytes(), Value::Delete);
+            changed = true;
+        }
+    }
+    let mut link_n = Vec::new();
+    for (bridge, n) in &new_n {
+        match old_n.get(bridge) {
+            None => {
+                b.add_network(t, n, &mut out);
+                link_n.push(*n);
+            }
+            Some(o) if o != n => {
+                for (chain, ..) in net_chains(bridge) {
+                    b.flush_chain(t, &chain);
+                }
+                network_rules(n, &mut out);
+            }
+            Some(_) => continue,
+        }
+        changed = true;
+    }
+    b.rules(t, out);
+    for n in link_n {
+        b.link_network(t, n);
+    }
+    for (k, value) in &new_p {
+        if old_p.get(k) != Some(value) {
+            b.elem(t, k.map, k.bytes(), Value::Data(value));
+            changed = true;
+        }
+    }
+    changed.then(|| b.finish())
 }
 
 /// The batch removing the table (absent: fine).
@@ -776,30 +1183,87 @@ mod tests {
         }
     }
 
+    fn count(types: &[u16], m: u16) -> usize {
+        types
+            .iter()
+            .filter(|&&x| x == (NFNL_SUBSYS_NFTABLES << 8) | m)
+            .count()
+    }
+
     #[test]
-    fn replace_batch_is_well_formed() {
-        let (buf, what) = encode_replace(&sample(), 100);
+    fn full_batch_is_well_formed() {
+        let (buf, what) = encode_full(&sample(), 100);
         let types = walk(&buf);
         assert_eq!(types.first(), Some(&NFNL_MSG_BATCH_BEGIN));
         assert_eq!(types.last(), Some(&NFNL_MSG_BATCH_END));
         let t = |m: u16| (NFNL_SUBSYS_NFTABLES << 8) | m;
-        // A legacy `ip` table of the same name is added and deleted, then the `inet` table.
+        // A legacy `ip` table of the same name is added and deleted, then the `inet` table is
+        // made empty (added, deleted, added) and filled.
         assert_eq!(types[1], t(NFT_MSG_NEWTABLE));
         assert_eq!(types[2], t(NFT_MSG_DELTABLE));
-        assert_eq!(types[3], t(NFT_MSG_NEWTABLE));
         assert!(what[1].1.starts_with("add table ip "), "{what:?}");
         assert!(what[3].1.starts_with("add table inet "), "{what:?}");
-        let count = |m: u16| types.iter().filter(|&&x| x == t(m)).count();
-        assert_eq!(count(NFT_MSG_NEWCHAIN), 4);
-        assert_eq!(count(NFT_MSG_DELRULE), 4);
-        assert_eq!(count(NFT_MSG_DELTABLE), 1);
-        // network 1: icc, established, dnat, drop, hairpin, masquerade = 6; internal: 3; port: 2.
-        assert_eq!(
-            types.iter().filter(|&&x| x == t(NFT_MSG_NEWRULE)).count(),
-            11
-        );
+        // 4 base chains, 4 per network (2); published ports are map elements only.
+        assert_eq!(count(&types, NFT_MSG_NEWCHAIN), 4 + 8);
+        assert_eq!(count(&types, NFT_MSG_NEWSET), 6);
+        assert_eq!(count(&types, NFT_MSG_NEWSETELEM), 8 + 1);
+        // base: 4 interface dispatch + 2 DNAT lookups in prerouting, loopback return + 2 in
+        // output = 9; network 1: icc, established, dnat, drop, hairpin, masquerade = 6;
+        // internal: 3.
+        assert_eq!(count(&types, NFT_MSG_NEWRULE), 9 + 6 + 3);
         assert_eq!(what.len(), types.len());
         assert_eq!(what[0].0, 100);
+    }
+
+    #[test]
+    fn a_change_touches_only_what_differs() {
+        let old = sample();
+        assert!(encode_change(&old, &old, 1).is_none());
+        // One network more: its 4 chains, 6 rules, 4 elements; nothing else.
+        let mut new = old.clone();
+        new.networks.push(FwNetwork {
+            bridge: "obnew".into(),
+            subnets: vec!["10.99.9.0/24".parse().unwrap()],
+            internal: false,
+            icc: true,
+            masquerade: true,
+        });
+        let (buf, _) = encode_change(&old, &new, 1).unwrap();
+        let types = walk(&buf);
+        assert_eq!(count(&types, NFT_MSG_NEWCHAIN), 4);
+        assert_eq!(count(&types, NFT_MSG_NEWRULE), 6);
+        assert_eq!(count(&types, NFT_MSG_NEWSETELEM), 4);
+        assert_eq!(count(&types, NFT_MSG_DELCHAIN), 0);
+        assert_eq!(count(&types, NFT_MSG_DELTABLE), 0);
+        // And back: elements deleted before their chains.
+        let (buf, what) = encode_change(&new, &old, 1).unwrap();
+        let types = walk(&buf);
+        assert_eq!(count(&types, NFT_MSG_DELSETELEM), 4);
+        assert_eq!(count(&types, NFT_MSG_DELCHAIN), 4);
+        let first_del_chain = what.iter().position(|(_, w)| w.starts_with("delete chain"));
+        let last_del_elem = what
+            .iter()
+            .rposition(|(_, w)| w.starts_with("delete element"));
+        assert!(last_del_elem < first_del_chain, "{what:?}");
+        // A second binding of the same host port (another host address): one element, no
+        // rule or chain.
+        let mut more = old.clone();
+        more.ports.push(FwPort {
+            host_ip: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            ..old.ports[0].clone()
+        });
+        let (buf, what) = encode_change(&old, &more, 1).unwrap();
+        let types = walk(&buf);
+        assert_eq!(count(&types, NFT_MSG_NEWSETELEM), 1, "{what:?}");
+        assert!(what.iter().any(|(_, w)| w == "add element to ports_ip"));
+        assert_eq!(types.len(), 3);
+        // A binding whose container moved: its element is replaced.
+        let mut moved = old.clone();
+        moved.ports[0].container_ip = Ipv4Addr::new(10, 99, 0, 3);
+        let (buf, _) = encode_change(&old, &moved, 1).unwrap();
+        let types = walk(&buf);
+        assert_eq!(count(&types, NFT_MSG_DELSETELEM), 1);
+        assert_eq!(count(&types, NFT_MSG_NEWSETELEM), 1);
     }
 
     #[test]

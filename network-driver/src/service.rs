@@ -275,8 +275,14 @@ impl<S: Sys> Service<S> {
         })
     }
 
-    /// Make the kernel's table match the store (one transaction). With the firewall disabled
-    /// this does nothing and succeeds.
+    /// Rebuild the kernel's table whole from the store (after it was changed from outside).
+    pub async fn rebuild_firewall(&self) -> Result<(), NetworkError> {
+        self.sys.forget_firewall();
+        self.refresh_firewall().await
+    }
+
+    /// Make the kernel's table match the store (one transaction, touching only what changed
+    /// since the last apply). With the firewall disabled this does nothing and succeeds.
     pub async fn refresh_firewall(&self) -> Result<(), NetworkError> {
         if self.firewall_disabled().is_some() {
             return Ok(());

@@ -128,4 +128,7 @@ pub trait Sys: Send + Sync + 'static {
     fn apply_firewall(&self, rules: &Ruleset) -> impl Future<Output = Result<(), SysError>> + Send;
     /// Remove the driver's firewall table (absent: fine).
     fn remove_firewall(&self, table: &str) -> impl Future<Output = Result<(), SysError>> + Send;
+    /// Forget what the table was made to hold: the next `apply_firewall` rebuilds it whole
+    /// (after the table was changed from outside).
+    fn forget_firewall(&self);
 }

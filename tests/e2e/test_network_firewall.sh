@@ -89,7 +89,9 @@ check "masquerade off: n1 does not reach the outside host" sh -c "! docker exec 
 # --- published port from the outside host
 check "web container publishes $HP->80" docker run -d --name web --network fwA -p "$HP:80" "$IMAGE" \
   sh -c 'echo hello-from-web > /tmp/index.html; exec httpd -f -p 80 -h /tmp'
-expect_contains "DNAT rule present" "dnat ip to $(ip_of web fwA):80" "$(nft list table inet "$TABLE")"
+WEB_IP=$(ip_of web fwA)
+# Published ports are elements of the table's DNAT map: tcp . HOSTPORT : CONTAINER . PORT.
+expect_contains "DNAT map element present" "tcp . $HP : $WEB_IP . 80" "$(nft list map inet "$TABLE" ports_any)"
 check "outside host reaches the published port" retry 25 sh -c \
   "ip netns exec $NSO curl -s -m 2 http://10.96.200.1:$HP/ | grep -q hello-from-web"
 check "the host itself reaches the published port" retry 10 sh -c \
@@ -101,7 +103,7 @@ expect_fail "a second container cannot take the same host port" "already publish
   docker run -d --name web2 --network fwA -p "$HP:80" "$IMAGE" sleep 600
 docker rm -f web2 >/dev/null 2>&1
 check "stop the web container" docker stop -t 1 web
-check "DNAT rule gone after stop" sh -c "! nft list table inet $TABLE | grep -q 'dnat ip to'"
+check "DNAT map element gone after stop" sh -c "! nft list map inet $TABLE ports_any | grep -qF ': $WEB_IP . 80'"
 check "port no longer reachable" sh -c "! ip netns exec $NSO curl -s -m 1 http://10.96.200.1:$HP/"
 
 # --- IPv6 parity: the same isolation, icc=false and internal for IPv6 while the host forwards

@@ -21,8 +21,16 @@ run() { docker run --rm "$@" 2>/dev/null; }
 
 # --- The bind prefix is a plugin setting: set it while the plugin is disabled.
 check "disable to change a setting" docker plugin disable $P
+# A prefix reaching the plugin's own data root would let a bind volume reach other volumes'
+# data: the plugin refuses to start with it (dockerd gives up after its socket checks).
+check "set BIND_ALLOWED to the plugin's own data root" docker plugin set $P BIND_ALLOWED="$(dirname "$DATA")"
+expect_fail "enable refused" "" docker plugin enable $P
+check "the plugin said why" retry 25 sh -c "grep -q 'BIND_ALLOWED.*contain nor lie inside the data directory' '$DOCKERD_LOG'"
+docker plugin disable $P >/dev/null 2>&1
 check "set BIND_ALLOWED" docker plugin set $P BIND_ALLOWED="$BIND_OK"
-check "enable again" docker plugin enable $P
+# dockerd removes the failed start's container asynchronously ("id already in use" meanwhile).
+enabled() { docker plugin enable $P >/dev/null 2>&1; [ "$(docker plugin inspect -f '{{.Enabled}}' $P)" = true ]; }
+check "enable again" retry 50 enabled
 
 # --- Owner and mode; one container writes, another reads.
 check "create v1 with uid/gid/mode" docker volume create -d $P -o uid=1000 -o gid=1000 -o mode=0750 v1

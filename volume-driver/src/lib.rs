@@ -108,6 +108,42 @@ impl Config {
     }
 }
 
+/// Refuse a `BIND_ALLOWED` that reaches the plugin's own roots (or lies inside them): a bind
+/// volume there would let one volume's user redirect or read another volume's data.
+fn check_own_roots(
+    sys: &dyn sys::Sys,
+    paths: &Paths,
+    allowed: &[String],
+    raw: &str,
+) -> Result<(), ConfigError> {
+    for (what, dir) in [
+        ("the data directory", &paths.data_dir),
+        ("the mount root", &paths.mount_root),
+    ] {
+        let Ok(Some(host)) = sys.host_path_of(dir, &paths.host_root) else {
+            continue;
+        };
+        let inside = |a: &str, b: &str| {
+            let b = b.trim_end_matches('/');
+            b.is_empty() || a == b || a.starts_with(&format!("{b}/"))
+        };
+        if let Some(p) = allowed
+            .iter()
+            .find(|p| inside(&host, p) || inside(p, &host))
+        {
+            return Err(ConfigError::invalid(
+                "BIND_ALLOWED",
+                raw,
+                &format!(
+                    "host paths that neither contain nor lie inside {what} of this plugin ({p} \
+                     overlaps {host})"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The plugin: the service behind the HTTP routes.
 pub struct Plugin {
     service: Arc<Service>,
@@ -126,6 +162,7 @@ impl Plugin {
             mount_root: config.mount_root.clone().into(),
             host_root: config.host_root.clone().into(),
         };
+        check_own_roots(sys.as_ref(), &paths, &allowed, &config.bind_allowed)?;
         let max_tmpfs = config.max_tmpfs_bytes()?;
         let service = Service::new(sys, store, paths, allowed)?.with_max_tmpfs(max_tmpfs);
         service.prepare()?;

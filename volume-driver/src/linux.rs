@@ -137,6 +137,49 @@ pub fn parse_mountinfo_under(text: &str, root: &Path) -> BTreeSet<PathBuf> {
         .collect()
 }
 
+/// The host path of `inner` (a path inside the plugin) from a mountinfo text, when the
+/// filesystem holding it is also visible below `host_root` (the host's `/`): the mount `T`
+/// holding `inner` has a device and a root within it; a mount `M` below `host_root` of the
+/// same device whose root contains `T`'s root shows the same directory at
+/// `M.mountpoint − host_root + (T.root − M.root) + (inner − T.mountpoint)`.
+pub fn host_path_from_mountinfo(text: &str, inner: &Path, host_root: &Path) -> Option<String> {
+    // (mount point, device, root) of every entry.
+    let mounts: Vec<(PathBuf, &str, PathBuf)> = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            Some((
+                PathBuf::from(unescape(f.get(4)?)),
+                *f.get(2)?,
+                PathBuf::from(unescape(f.get(3)?)),
+            ))
+        })
+        .collect();
+    // The last (topmost) mount whose mount point is the longest prefix of `inner`.
+    let (t_mp, t_dev, t_root) = mounts
+        .iter()
+        .filter(|(mp, ..)| inner.starts_with(mp))
+        .max_by_key(|(mp, ..)| mp.components().count())?;
+    let rest = inner.strip_prefix(t_mp).ok()?;
+    mounts
+        .iter()
+        .filter(|(mp, dev, root)| {
+            dev == t_dev && mp.starts_with(host_root) && t_root.starts_with(root)
+        })
+        .find_map(|(mp, _, root)| {
+            let under = mp.strip_prefix(host_root).ok()?;
+            let within = t_root.strip_prefix(root).ok()?;
+            let p = Path::new("/").join(under).join(within).join(rest);
+            Some(p.to_string_lossy().trim_end_matches('/').to_string()).map(|s| {
+                if s.is_empty() {
+                    "/".to_string()
+                } else {
+                    s
+                }
+            })
+        })
+}
+
 impl Sys for LinuxSys {
     fn make_dir_all(&self, path: &Path) -> io::Result<()> {
         fs::create_dir_all(path)
@@ -279,6 +322,11 @@ impl Sys for LinuxSys {
     fn mounts_under(&self, root: &Path) -> io::Result<BTreeSet<PathBuf>> {
         let text = fs::read_to_string("/proc/self/mountinfo")?;
         Ok(parse_mountinfo_under(&text, root))
+    }
+
+    fn host_path_of(&self, inner: &Path, host_root: &Path) -> io::Result<Option<String>> {
+        let text = fs::read_to_string("/proc/self/mountinfo")?;
+        Ok(host_path_from_mountinfo(&text, inner, host_root))
     }
 
     fn fs_info(&self, path: &Path) -> io::Result<FsInfo> {
@@ -465,5 +513,38 @@ mod tests {
         s.remove_tree(&p).unwrap();
         assert!(!s.is_dir(&p).unwrap());
         s.remove_tree(&p).unwrap();
+    }
+
+    #[test]
+    fn host_paths_of_plugin_mounts() {
+        // As in a managed plugin: rootfs, /data from the host's /var/lib/outboard/volume-data
+        // (same filesystem as /), /host = the host's /, /host/srv a second filesystem, and
+        // /mnt/volumes (propagated mount) from /var/lib/docker/plugins/ID/propagated-mount.
+        let text = "\
+100 90 0:50 / / rw - overlay overlay rw
+101 100 8:1 /var/lib/outboard/volume-data /data rw - ext4 /dev/sda1 rw
+102 100 8:1 / /host rw - ext4 /dev/sda1 rw
+103 102 8:2 / /host/srv rw - xfs /dev/sdb1 rw
+104 100 8:1 /var/lib/docker/plugins/abc/propagated-mount /mnt/volumes rw - ext4 /dev/sda1 rw
+105 100 8:2 /data2 /srvdata rw - xfs /dev/sdb1 rw
+106 100 0:60 / /tmp rw - tmpfs tmpfs rw
+";
+        let host = Path::new("/host");
+        let hp = |p: &str| host_path_from_mountinfo(text, Path::new(p), host);
+        assert_eq!(
+            hp("/data").as_deref(),
+            Some("/var/lib/outboard/volume-data")
+        );
+        assert_eq!(
+            hp("/data/v1").as_deref(),
+            Some("/var/lib/outboard/volume-data/v1")
+        );
+        assert_eq!(
+            hp("/mnt/volumes").as_deref(),
+            Some("/var/lib/docker/plugins/abc/propagated-mount")
+        );
+        assert_eq!(hp("/srvdata").as_deref(), Some("/srv/data2"));
+        // A filesystem the host view does not show: unknown.
+        assert_eq!(hp("/tmp"), None);
     }
 }

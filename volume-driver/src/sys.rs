@@ -69,6 +69,9 @@ pub trait Sys: Send + Sync + 'static {
     fn release_mountpoint(&self, target: &Path) -> io::Result<()>;
     /// Mount points strictly below `root`, from `/proc/self/mountinfo`.
     fn mounts_under(&self, root: &Path) -> io::Result<BTreeSet<PathBuf>>;
+    /// The host path of `inner` (inside the plugin) as seen below `host_root`, if that
+    /// filesystem is visible there (from `/proc/self/mountinfo`).
+    fn host_path_of(&self, inner: &Path, host_root: &Path) -> io::Result<Option<String>>;
     /// `statfs` figures of the filesystem holding `path`.
     fn fs_info(&self, path: &Path) -> io::Result<FsInfo>;
     /// Walk `path` (not crossing filesystems, not following symlinks) counting at most
@@ -95,9 +98,17 @@ struct FakeState {
     host_links: BTreeMap<String, String>,
     fail_in: Option<usize>,
     fs_type: String,
+    host_paths: BTreeMap<PathBuf, String>,
 }
 
 impl FakeSys {
+    /// Say that `inner` (a plugin path) is the host's `host_path`.
+    pub fn set_host_path(&self, inner: &str, host_path: &str) {
+        self.lock()
+            .host_paths
+            .insert(PathBuf::from(inner), host_path.to_string());
+    }
+
     /// A fake with no directories, mounts or host paths.
     pub fn new() -> Self {
         Self::default()
@@ -330,6 +341,10 @@ impl Sys for FakeSys {
         let mut st = self.call(format!("release_mountpoint {}", target.display()))?;
         st.mounts.remove(target);
         Ok(())
+    }
+
+    fn host_path_of(&self, inner: &Path, _host_root: &Path) -> io::Result<Option<String>> {
+        Ok(self.lock().host_paths.get(inner).cloned())
     }
 
     fn mounts_under(&self, root: &Path) -> io::Result<BTreeSet<PathBuf>> {

@@ -171,6 +171,39 @@ fn config_validation() {
     assert!(Config::default().validate().unwrap().is_empty());
 }
 
+/// A `BIND_ALLOWED` covering (or inside) the plugin's own data or mount root is refused at
+/// start; one beside them is fine.
+#[test]
+fn bind_allowed_must_not_reach_the_plugins_own_roots() {
+    let fake = Arc::new(FakeSys::new());
+    fake.set_host_path("/data", "/var/lib/outboard/volume-data");
+    fake.set_host_path(
+        "/mnt/volumes",
+        "/var/lib/docker/plugins/abc/propagated-mount",
+    );
+    let start = |allowed: &str| {
+        let c = Config {
+            bind_allowed: allowed.into(),
+            ..Config::default()
+        };
+        Plugin::with_sys(&c, common::Store::temporary().unwrap(), fake.clone())
+    };
+    for bad in [
+        "/",
+        "/var",
+        "/srv,/var/lib/outboard",
+        "/var/lib/outboard/volume-data",
+        "/var/lib/outboard/volume-data/v1",
+        "/var/lib/docker",
+    ] {
+        let e = start(bad).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("BIND_ALLOWED"), "{bad}: {e:?}");
+    }
+    for good in ["", "/srv", "/var/lib/outboard/volume-data2", "/srv,/home"] {
+        assert!(start(good).is_ok(), "{good}");
+    }
+}
+
 #[test]
 fn config_json_has_the_mounts_the_design_needs() {
     let v: Value = serde_json::from_str(include_str!("../../deploy/volume/config.json")).unwrap();

@@ -255,6 +255,10 @@ impl Sys for FakeSys {
         Ok(())
     }
 
+    fn forget_firewall(&self) {
+        self.lock().calls.push("forget_firewall".into());
+    }
+
     async fn remove_firewall(&self, table: &str) -> Result<(), SysError> {
         let mut s = self.lock();
         Self::mutate(&mut s, format!("remove_firewall {table}"))?;
