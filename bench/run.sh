@@ -7,3 +7,6 @@ for b in startup.sh volume.sh network.sh ipam.sh authz.sh; do
   echo "=== bench/$b"
   bash "$b" || echo "=== bench/$b failed"
 done
+# Firewall apply cost at 10/100/1,000 networks and 10,000 ports (real kernel, private netns).
+echo "=== cargo bench -p network-driver --bench firewall"
+(cd .. && cargo bench -q -p network-driver --bench firewall) || echo "=== firewall bench failed"
