@@ -21,7 +21,7 @@ BUILD_DIR     := target/plugins
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: all build rootfs plugin-create plugin-enable plugin-install plugin-uninstall \
-        test unit e2e lint fmt demo bench clean
+        test unit e2e lint fmt demo bench soak clean
 
 all: build
 
@@ -113,6 +113,12 @@ test: lint unit e2e
 ## demo: the main job, visibly
 demo: rootfs
 	bash tests/e2e/demo.sh
+
+## soak: chaos soak against a private dockerd with all four plugins (SOAK_MINUTES, SOAK_SEED,
+## SOAK_FAULTS; see tests/soak/soak.sh). CI runs a 3-minute version (tests/e2e/test_soak.sh).
+SOAK_MINUTES  ?= 30
+soak: rootfs
+	flock -o /tmp/outboard-e2e.lock env SOAK_MINUTES=$(SOAK_MINUTES) bash tests/soak/soak.sh
 
 ## bench: side-by-side benchmarks against the built-in drivers
 bench: rootfs
