@@ -21,7 +21,7 @@ BUILD_DIR     := target/plugins
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: all build rootfs plugin-create plugin-enable plugin-install plugin-uninstall \
-        test unit e2e lint fmt demo bench soak clean
+        test unit e2e lint fmt demo bench soak clean fuzz fuzz-smoke
 
 all: build
 
@@ -108,7 +108,7 @@ e2e: rootfs
 	done; exit $$rc
 
 ## test: everything CI runs
-test: lint unit e2e
+test: lint unit fuzz-smoke e2e
 
 ## demo: the main job, visibly
 demo: rootfs
@@ -123,6 +123,28 @@ soak: rootfs
 ## bench: side-by-side benchmarks against the built-in drivers
 bench: rootfs
 	bash bench/run.sh
+
+## fuzz: libFuzzer on the authz decoder, router and policy compiler (needs nightly + cargo-fuzz),
+## FUZZ_SECONDS per target, seeded from the attack corpus; crashes land in target/fuzz/artifacts/
+FUZZ_SECONDS  ?= 300
+FUZZ_TARGETS  ?= authz_request body route policy_compile
+fuzz:
+	@command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz (and rustup toolchain install nightly)"; exit 1; }
+	python3 authz-plugin/fuzz/seeds.py target/fuzz/seeds
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz/corpus/$$t target/fuzz/artifacts/$$t; \
+	  echo "fuzz $$t for $(FUZZ_SECONDS)s"; \
+	  (cd authz-plugin/fuzz && cargo +nightly fuzz run -s none --target-dir ../../target/fuzz-build $$t \
+	    ../../target/fuzz/corpus/$$t ../../target/fuzz/seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=../../target/fuzz/artifacts/$$t/); \
+	done
+
+## fuzz-smoke: the bounded CI run (15 s per target; skipped, saying so, without nightly/cargo-fuzz)
+fuzz-smoke:
+	@if command -v cargo-fuzz >/dev/null && cargo +nightly --version >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15; \
+	else echo "fuzz-smoke SKIPPED: no nightly toolchain or cargo-fuzz"; fi
 
 clean:
 	cargo clean

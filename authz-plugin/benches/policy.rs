@@ -44,6 +44,7 @@ fn bench(c: &mut Criterion) {
         body: Some(Ok(&body[..])),
         content_type: Some("application/json"),
         content_length: Some("1800"),
+        containers: None,
     };
     let ping = Request {
         method: "HEAD",

@@ -8,7 +8,11 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::containers::Risk;
 use crate::route::clean_path;
+
+/// Host namespace names, as facts and policies spell them.
+pub const HOST_NAMESPACES: &[&str] = &["network", "pid", "ipc", "uts", "userns", "cgroup"];
 
 /// Fold a JSON key the way Go matches struct fields: ASCII case-insensitively, plus the two
 /// non-ASCII letters Go folds onto ASCII (U+017F long s, U+212A Kelvin sign).
@@ -258,6 +262,9 @@ pub struct Facts {
     pub unsafe_volumes: Vec<String>,
     /// Containers whose namespaces (`container:X`) or volumes (`VolumesFrom`) are shared.
     pub shared_with: Vec<String>,
+    /// Containers shared or acted on that the plugin has no record of
+    /// ([`crate::containers`]); filled when the request is resolved against the records.
+    pub unseen: Vec<String>,
 }
 
 /// Bits of [`Facts::present`].
@@ -284,6 +291,8 @@ pub mod present {
     pub const UNSAFE_VOLUMES: u16 = 1 << 9;
     /// Another container's namespaces or volumes are shared.
     pub const SHARED: u16 = 1 << 10;
+    /// A container shared or acted on is unknown to the plugin.
+    pub const UNSEEN: u16 = 1 << 11;
 }
 
 /// Look up a folded key.
@@ -601,9 +610,13 @@ impl Facts {
         // `container:X` shares another container's namespace; `VolumesFrom` its mounts.
         for key in ["networkmode", "pidmode", "ipcmode", "cgroup"] {
             if let Some(Value::String(m)) = get(hc, key) {
+                // Sliced with `get`: the mode is user text, byte 10 may fall inside a character.
                 let m = m.trim();
-                if m.len() > 10 && m[..10].eq_ignore_ascii_case("container:") {
-                    self.shared_with.push(m[10..].to_string());
+                match (m.get(..10), m.get(10..)) {
+                    (Some(p), Some(x)) if p.eq_ignore_ascii_case("container:") && !x.is_empty() => {
+                        self.shared_with.push(x.to_string());
+                    }
+                    _ => {}
                 }
             }
         }
@@ -676,6 +689,7 @@ impl Facts {
             (self.exec_root, present::EXEC_ROOT),
             (!self.unsafe_volumes.is_empty(), present::UNSAFE_VOLUMES),
             (!self.shared_with.is_empty(), present::SHARED),
+            (!self.unseen.is_empty(), present::UNSEEN),
         ] {
             if set {
                 m |= bit;
@@ -683,6 +697,41 @@ impl Facts {
         }
         self.present = m;
         self
+    }
+
+    /// Take on the risk of a container this request shares or acts on: sharing a privileged
+    /// container's PID namespace or exec-ing into a container with a host bind gives what that
+    /// container has. `None`: the plugin has no record of `reference` (fail closed: unseen).
+    pub fn absorb(&mut self, reference: &str, risk: Option<&Risk>) {
+        let Some(r) = risk else {
+            if !self.unseen.iter().any(|u| u == reference) {
+                self.unseen.push(reference.to_string());
+            }
+            return;
+        };
+        self.privileged |= r.privileged;
+        self.devices |= r.devices;
+        for (have, add) in [
+            (&mut self.caps, &r.caps),
+            (&mut self.security_opts, &r.security_opts),
+            (&mut self.host_paths, &r.host_paths),
+            (&mut self.sysctls, &r.sysctls),
+            (&mut self.unsafe_volumes, &r.unsafe_volumes),
+            (&mut self.unseen, &r.unseen),
+        ] {
+            for a in add {
+                if !have.contains(a) {
+                    have.push(a.clone());
+                }
+            }
+        }
+        for ns in &r.host_namespaces {
+            if let Some(n) = HOST_NAMESPACES.iter().find(|n| **n == ns.as_str()) {
+                if !self.host_namespaces.contains(n) {
+                    self.host_namespaces.push(n);
+                }
+            }
+        }
     }
 
     /// Facts of a request body for `action`.

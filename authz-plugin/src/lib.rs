@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod body;
+pub mod containers;
 pub mod metrics;
 pub mod policy;
 pub mod profile;
@@ -177,10 +178,14 @@ impl common::Plugin for Plugin {
         let audit = Some(ctx.config.audit_log.trim())
             .filter(|p| !p.is_empty())
             .map(PathBuf::from);
-        let plugin = Self::with_sys(
+        let mut plugin = Self::with_sys(
             &ctx.config,
             Arc::new(RealSys::new(audit, ctx.config.audit_plugin_log)),
         )?;
+        let service = Arc::try_unwrap(plugin.service)
+            .map_err(|_| "the service is shared before start")?
+            .with_store(&ctx.store)?;
+        plugin.service = Arc::new(service);
         // The policy is compiled before the first request; `start` runs for the plugin's life.
         ctx.ready.mark_ready();
         Ok(plugin)
@@ -284,7 +289,8 @@ fn check(args: &[String]) -> ExitCode {
     }
 }
 
-fn parse(bytes: &[u8]) -> Result<AuthZRequest, AuthzError> {
+/// Decode the body of an `AuthZReq`/`AuthZRes` call (public for the fuzz targets).
+pub fn parse(bytes: &[u8]) -> Result<AuthZRequest, AuthzError> {
     let trimmed = bytes.trim_ascii();
     if trimmed.is_empty() {
         return Err(AuthzError::BadRequest("empty body".into()));
@@ -307,7 +313,12 @@ async fn authz_res(
 ) -> Result<Response, common::ApiError> {
     let bytes = common::http::read_body(req).await?;
     let r = parse(&bytes)?;
-    Ok(common::http::reply(s.authz_response(&r)))
+    let reply = s.authz_response(&r);
+    // What the reply teaches about containers is durable before dockerd goes on.
+    if s.observe_response(&r) {
+        s.sync_records().await;
+    }
+    Ok(common::http::reply(reply))
 }
 
 async fn stats(State(s): State<Arc<Service>>) -> Response {

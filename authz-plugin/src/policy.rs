@@ -30,6 +30,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::body::{parse_strict, path_under, Facts};
+use crate::containers::Containers;
 use crate::profile::{Level, Profile};
 use crate::route::{self, clean_path, Route};
 
@@ -155,6 +156,10 @@ pub struct RuleSpec {
     /// volumes (`VolumesFrom`).
     #[serde(default)]
     pub shares_container: Option<bool>,
+    /// Matches when the request shares (`container:X`, `VolumesFrom`) or acts on (exec, attach,
+    /// archive, copy) a container the plugin has no record of (see [`crate::containers`]).
+    #[serde(default)]
+    pub unseen_container: Option<bool>,
     /// Matches when a query parameter, written `key=value`, matches a glob (every value of a
     /// repeated key is tried), e.g. `networkmode=host` on `image.build`.
     #[serde(default)]
@@ -209,38 +214,66 @@ enum Pred {
     ExecRoot(bool),
     UnsafeVolume(bool),
     SharesContainer(bool),
+    Unseen(bool),
 }
 
+/// Actions on an existing container (the route's `{name}`) that give what the container has:
+/// a shell in it, its files (host binds included). Its recorded facts count as the request's.
+pub const TARGET_ACTIONS: &[&str] = &[
+    "container.exec",
+    "container.attach",
+    "container.attach.ws",
+    "container.archive.get",
+    "container.archive.put",
+    "container.copy",
+];
+
 impl Pred {
-    /// The actions whose request carries what this predicate looks at.
+    /// The actions whose request carries what this predicate looks at (on the
+    /// [`TARGET_ACTIONS`], the facts of the container acted on).
     fn actions(&self) -> &'static [&'static str] {
-        const HOST_CONFIG: &[&str] = &[
+        // Container risk facts: from host configs, and from the container acted on.
+        const RISK: &[&str] = &[
             "container.create",
             "container.start",
             "service.create",
             "service.update",
+            "container.exec",
+            "container.attach",
+            "container.attach.ws",
+            "container.archive.get",
+            "container.archive.put",
+            "container.copy",
         ];
         match self {
-            Pred::Privileged(_) => &[
-                "container.create",
-                "container.start",
-                "container.exec",
-                "service.create",
-                "service.update",
-            ],
-            Pred::UnsafeVolume(_) => &[
+            Pred::Privileged(_)
+            | Pred::CapAdd(_)
+            | Pred::Sysctls(_)
+            | Pred::HostNs(_)
+            | Pred::SecurityOpt(_) => RISK,
+            Pred::UnsafeVolume(_) | Pred::HostPathUnder(_) | Pred::HostPathOutside(_) => &[
                 "container.create",
                 "container.start",
                 "volume.create",
                 "service.create",
                 "service.update",
+                "container.exec",
+                "container.attach",
+                "container.attach.ws",
+                "container.archive.get",
+                "container.archive.put",
+                "container.copy",
             ],
             Pred::SharesContainer(_) => &["container.create", "container.start"],
-            Pred::CapAdd(_) | Pred::Sysctls(_) => &[
+            Pred::Unseen(_) => &[
                 "container.create",
                 "container.start",
-                "service.create",
-                "service.update",
+                "container.exec",
+                "container.attach",
+                "container.attach.ws",
+                "container.archive.get",
+                "container.archive.put",
+                "container.copy",
             ],
             Pred::Devices(_) => &[
                 "container.create",
@@ -248,14 +281,12 @@ impl Pred {
                 "container.update",
                 "service.create",
                 "service.update",
-            ],
-            Pred::HostNs(_) | Pred::SecurityOpt(_) => HOST_CONFIG,
-            Pred::HostPathUnder(_) | Pred::HostPathOutside(_) => &[
-                "container.create",
-                "container.start",
-                "volume.create",
-                "service.create",
-                "service.update",
+                "container.exec",
+                "container.attach",
+                "container.attach.ws",
+                "container.archive.get",
+                "container.archive.put",
+                "container.copy",
             ],
             Pred::ImageIn(_) | Pred::ImageNotIn(_) => &[
                 "container.create",
@@ -282,6 +313,8 @@ impl Pred {
             Pred::ExecRoot(true) => p::EXEC_ROOT,
             Pred::UnsafeVolume(true) => p::UNSAFE_VOLUMES,
             Pred::SharesContainer(true) => p::SHARED,
+            Pred::Unseen(true) => p::UNSEEN,
+            Pred::Unseen(false) => 0,
             Pred::Privileged(false)
             | Pred::Devices(false)
             | Pred::ExecRoot(false)
@@ -323,6 +356,7 @@ impl Pred {
             Pred::ExecRoot(b) => f.exec_root == *b,
             Pred::UnsafeVolume(b) => f.unsafe_volumes.is_empty() != *b,
             Pred::SharesContainer(b) => f.shared_with.is_empty() != *b,
+            Pred::Unseen(b) => f.unseen.is_empty() != *b,
         }
     }
 }
@@ -476,6 +510,8 @@ pub struct Request<'a> {
     pub content_type: Option<&'a str>,
     /// `Content-Length` header, if any.
     pub content_length: Option<&'a str>,
+    /// The containers the plugin has seen (`None`: none, every container is unseen).
+    pub containers: Option<&'a dyn Containers>,
 }
 
 /// A request classified and its body decoded: the policy-independent half of a decision.
@@ -569,7 +605,9 @@ impl Builtins {
     }
 }
 
-/// Outcome of reading the facts a predicate needs.
+/// Outcome of reading the facts a predicate needs (one per request, on the stack: boxing the
+/// large variant would only add an allocation).
+#[allow(clippy::large_enum_variant)]
 enum FactState {
     Ready(Facts),
     Missing(String),
@@ -586,10 +624,16 @@ impl Policy {
                 }
                 None => (None, None),
             };
+            // Some toml errors carry no message of their own (found by fuzzing: a control
+            // character inside a comment); never report an empty reason.
+            let message = match e.message().trim() {
+                "" => "invalid TOML (a control character, or a malformed token)".to_string(),
+                m => m.to_string(),
+            };
             vec![PolicyError {
                 line,
                 column,
-                message: e.message().to_string(),
+                message,
             }]
         })?;
         let mut errors = Vec::new();
@@ -715,6 +759,9 @@ impl Policy {
             }
             if let Some(b) = r.shares_container {
                 preds.push(Pred::SharesContainer(b));
+            }
+            if let Some(b) = r.unseen_container {
+                preds.push(Pred::Unseen(b));
             }
             if r.profile_exempt && r.effect != Effect::Allow {
                 err("profile_exempt is only meaningful on an allow rule".into());
@@ -971,7 +1018,16 @@ impl Policy {
             .as_ref()
             .map_or(self.default == Effect::Allow, |v| v.effect == Effect::Allow);
         if allows && !exempt && self.profile.active() {
-            if let Err(why) = self.profile.judge(route.action, body) {
+            let judged = self
+                .profile
+                .judge(route.action, body, req.containers)
+                .and_then(
+                    |()| match (TARGET_ACTIONS.contains(&route.action), &route.name) {
+                        (true, Some(x)) => self.profile.judge_target(x, req.containers),
+                        _ => Ok(()),
+                    },
+                );
+            if let Err(why) = judged {
                 return self.builtin("builtin:profile", Effect::Deny, why, route);
             }
         }
@@ -1112,8 +1168,26 @@ fn facts_for(req: &Request<'_>, route: &Route, body: Option<&Value>) -> FactStat
         });
         return FactState::Ready(f.finish());
     }
+    let containers = req.containers;
+    let resolve = |mut f: Facts| -> FactState {
+        for x in f.shared_with.clone() {
+            let risk = containers.and_then(|c| c.lookup(&x));
+            f.absorb(&x, risk.as_ref());
+        }
+        if TARGET_ACTIONS.contains(&route.action) {
+            if let Some(x) = &route.name {
+                let risk = containers.and_then(|c| c.lookup(x));
+                f.absorb(x, risk.as_ref());
+            }
+        }
+        FactState::Ready(f.finish())
+    };
     match body {
-        Some(v) => FactState::Ready(Facts::from_body(route.action, v)),
+        Some(v) => resolve(Facts::from_body(route.action, v)),
+        // Attach and archive requests carry no body: the container acted on is the fact.
+        None if TARGET_ACTIONS.contains(&route.action) && route.action != "container.exec" => {
+            resolve(Facts::default())
+        }
         None if route.action == "container.start" => {
             // A start normally has no body; one that was sent but not forwarded (too large or
             // not JSON) could carry a legacy host config.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::body::{self, path_under};
+use crate::containers::{Containers, Risk};
 
 /// Which profile a policy enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -125,7 +126,7 @@ const HOST_CONFIG_FIELDS: &[(&str, Check)] = &[
     ("restartpolicy", Check::Any),
     ("autoremove", Check::Any),
     ("volumedriver", Check::Any),
-    ("volumesfrom", Check::Empty),
+    ("volumesfrom", Check::Own),
     ("consolesize", Check::Any),
     ("annotations", Check::Empty),
     ("capadd", Check::Own),
@@ -138,7 +139,7 @@ const HOST_CONFIG_FIELDS: &[(&str, Check)] = &[
     ("extrahosts", Check::Any),
     ("groupadd", Check::Any),
     ("ipcmode", Check::Own),
-    ("cgroup", Check::Empty),
+    ("cgroup", Check::Own),
     ("links", Check::Any),
     ("oomscoreadj", Check::Own),
     ("pidmode", Check::Own),
@@ -297,7 +298,113 @@ impl Profile {
     /// Judge the body of `action`; `Err` names the first field the profile refuses. Actions the
     /// profile does not cover pass. A covered action without a body passes only when the body
     /// could not carry anything (the caller denies bodies that were sent but not forwarded).
-    pub fn judge(&self, action: &str, body: Option<&Value>) -> Verdict {
+    pub fn judge(
+        &self,
+        action: &str,
+        body: Option<&Value>,
+        containers: Option<&dyn Containers>,
+    ) -> Verdict {
+        Judge {
+            p: self,
+            containers,
+        }
+        .judge(action, body)
+    }
+
+    /// Judge the container an exec, attach or archive request acts on: its recorded facts must
+    /// satisfy the profile, and an unseen container fails closed.
+    pub fn judge_target(&self, reference: &str, containers: Option<&dyn Containers>) -> Verdict {
+        if !self.active() {
+            return Ok(());
+        }
+        Judge {
+            p: self,
+            containers,
+        }
+        .shared("the container acted on", reference)
+    }
+
+    /// Whether a container with these facts may be shared or acted on under the profile.
+    fn risk_ok(&self, r: &Risk) -> Result<(), String> {
+        if r.privileged {
+            return Err("it is privileged".into());
+        }
+        if r.devices {
+            return Err("it has host devices".into());
+        }
+        if let Some(ns) = r.host_namespaces.first() {
+            return Err(format!("it uses the host {ns} namespace"));
+        }
+        if let Some(c) = r.caps.iter().find(|c| !self.cap_ok(c)) {
+            return Err(format!("it has capability CAP_{c}"));
+        }
+        if let Some(o) = r
+            .security_opts
+            .iter()
+            .find(|o| !o.starts_with("label=level:"))
+        {
+            return Err(format!("it runs with {o}"));
+        }
+        if let Some(p) = r
+            .host_paths
+            .iter()
+            .find(|p| !self.bind_roots.iter().any(|root| path_under(p, root)))
+        {
+            return Err(format!("it binds host path {p:?}"));
+        }
+        if let Some(s) = r
+            .sysctls
+            .iter()
+            .find(|s| !SAFE_SYSCTLS.contains(&s.as_str()))
+        {
+            return Err(format!("it sets sysctl {s}"));
+        }
+        if let Some(v) = r.unsafe_volumes.first() {
+            return Err(format!("it has an unsafe volume ({v})"));
+        }
+        if let Some(u) = r.unseen.first() {
+            return Err(format!(
+                "it shares container {u:?}, of which the plugin has no record"
+            ));
+        }
+        Ok(())
+    }
+
+    fn cap_ok(&self, c: &str) -> bool {
+        match self.level {
+            Level::Restricted => c == "NET_BIND_SERVICE",
+            _ => DEFAULT_CAPS.contains(&c),
+        }
+    }
+}
+
+/// One judgement: the profile and the container records it may consult.
+struct Judge<'a> {
+    p: &'a Profile,
+    containers: Option<&'a dyn Containers>,
+}
+
+impl std::ops::Deref for Judge<'_> {
+    type Target = Profile;
+    fn deref(&self) -> &Profile {
+        self.p
+    }
+}
+
+impl Judge<'_> {
+    /// Another container shared or acted on: known, and itself within the profile.
+    fn shared(&self, what: &str, reference: &str) -> Verdict {
+        match self.containers.and_then(|c| c.lookup(reference)) {
+            None => Err(format!(
+                "{what} ({reference}) is unknown to the authorization plugin (inspect it first, or ask an administrator), refused under the security profile"
+            )),
+            Some(r) => self.risk_ok(&r).map_err(|why| {
+                format!("{what} ({reference}) is not allowed under the security profile: {why}")
+            }),
+        }
+    }
+
+    fn judge(&self, action: &str, body: Option<&Value>) -> Verdict {
         if !self.active() {
             return Ok(());
         }
@@ -385,8 +492,41 @@ impl Profile {
             "binds" => self.binds(here, v),
             "mounts" => self.mounts(here, v),
             "capadd" | "capabilities" | "capabilityadd" => self.caps(here, v),
-            "networkmode" | "pidmode" | "ipcmode" | "utsmode" | "usernsmode" | "cgroupnsmode" => {
-                namespace_mode(here, v)
+            "networkmode" | "pidmode" | "ipcmode" | "utsmode" | "usernsmode" | "cgroupnsmode"
+            | "cgroup" => {
+                namespace_mode(here, v)?;
+                let m = str_of(Some(v)).trim();
+                match m.get(..10) {
+                    Some(p) if p.eq_ignore_ascii_case("container:") => {
+                        return self.shared(&format!("{} container", display(here)), &m[10..]);
+                    }
+                    _ => {}
+                }
+                // Modes other than network names take a fixed set of values (moby
+                // `container.PidMode.Valid` and siblings): anything else is refused by dockerd,
+                // and by the profile, which judges only what it understands.
+                let known: &[&str] = match k {
+                    "pidmode" | "utsmode" | "usernsmode" => &[""],
+                    "ipcmode" => &["", "private", "shareable", "none"],
+                    "cgroupnsmode" => &["", "private"],
+                    "cgroup" => &[""],
+                    _ => return Ok(()),
+                };
+                if known.contains(&m) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{}: mode {m:?} is not known to the security profile",
+                        display(here)
+                    ))
+                }
+            }
+            "volumesfrom" => {
+                for entry in body::strings(Some(v)) {
+                    let x = entry.split(':').next().unwrap_or("");
+                    self.shared(&display(here), x)?;
+                }
+                Ok(())
             }
             "securityopt" => security_opts(here, v),
             "sysctls" => sysctls(here, v),
@@ -463,11 +603,7 @@ impl Profile {
     fn caps(&self, here: &str, v: &Value) -> Verdict {
         for raw in body::strings(Some(v)) {
             let c = body::cap_name(&raw);
-            let ok = match self.level {
-                Level::Restricted => c == "NET_BIND_SERVICE",
-                _ => DEFAULT_CAPS.contains(&c.as_str()),
-            };
-            if !ok {
+            if !self.cap_ok(&c) {
                 return Err(format!(
                     "{}: capability {raw:?} (CAP_{c}) is not allowed under the security profile",
                     display(here)
@@ -589,20 +725,12 @@ fn unknown(at: &str, k: &str) -> String {
     )
 }
 
-/// `host` shares a host namespace; `container:X` joins another container's, which the profile
-/// cannot judge without knowing X: both refused.
+/// `host` shares a host namespace: refused. (`container:X` is judged against X's record.)
 fn namespace_mode(here: &str, v: &Value) -> Verdict {
     let m = str_of(Some(v)).trim();
-    let lower = m.to_ascii_lowercase();
-    if lower == "host" {
+    if m.eq_ignore_ascii_case("host") {
         return Err(format!(
             "{}: host namespaces are not allowed under the security profile",
-            display(here)
-        ));
-    }
-    if lower.starts_with("container:") {
-        return Err(format!(
-            "{}: joining another container's namespace ({m}) is not allowed under the security profile",
             display(here)
         ));
     }

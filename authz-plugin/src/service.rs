@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use base64::Engine;
 
 use crate::api::{AuthZRequest, AuthZResponse, RuleStats, Stats};
+use crate::body::{parse_strict, Facts};
+use crate::containers::{Containers, Record, Registry, Risk};
 use crate::policy::{Builtins, Effect, Policy, Request, Verdict, BUILTINS};
+use crate::route;
 use crate::sys::{Stamp, Sys};
 
 /// Enforce decisions, or only log them.
@@ -61,7 +64,14 @@ pub struct Service {
     allowed: AtomicU64,
     denied: AtomicU64,
     would_deny: AtomicU64,
+    /// Containers seen (see [`crate::containers`]).
+    containers: RwLock<Registry>,
+    /// Where the container records are kept across restarts (none in unit tests).
+    records: Option<(common::Store, common::Tree<Record>)>,
 }
+
+/// Name of the store tree of container records (key: container ID).
+pub const RECORDS_TREE: &str = "containers";
 
 /// One audit line.
 #[derive(serde::Serialize)]
@@ -101,6 +111,8 @@ impl Service {
             allowed: AtomicU64::new(0),
             denied: AtomicU64::new(0),
             would_deny: AtomicU64::new(0),
+            containers: RwLock::new(Registry::default()),
+            records: None,
         };
         match s.reload(true) {
             Reload::Loaded(h) => tracing::info!(policy = %h, "policy loaded"),
@@ -112,6 +124,46 @@ impl Service {
             Reload::Unchanged => {}
         }
         s
+    }
+
+    /// Keep container records in `store`, starting from what it holds (records of containers
+    /// seen before a restart).
+    pub fn with_store(mut self, store: &common::Store) -> Result<Self, common::StoreError> {
+        let tree = store.tree::<Record>(RECORDS_TREE)?;
+        let mut reg = Registry::default();
+        let mut bad = 0;
+        for entry in tree.iter() {
+            match entry {
+                Ok((_, rec)) => reg.restore(rec),
+                // A record that no longer decodes is dropped: that container is unseen again.
+                Err(_) => bad += 1,
+            }
+        }
+        tracing::info!(
+            containers = reg.len(),
+            dropped = bad,
+            "container records loaded"
+        );
+        self.containers = RwLock::new(reg);
+        self.records = Some((store.clone(), tree));
+        Ok(self)
+    }
+
+    /// Make the container records written so far durable (group commit with other callers).
+    pub async fn sync_records(&self) {
+        if let Some((store, _)) = &self.records {
+            if let Err(e) = store.flush().await {
+                tracing::warn!("cannot sync the container records: {e}");
+            }
+        }
+    }
+
+    /// The container records (for tests).
+    pub fn container_risk(&self, reference: &str) -> Option<Risk> {
+        self.containers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .lookup(reference)
     }
 
     /// The policy in force.
@@ -184,8 +236,11 @@ impl Service {
     pub fn authz_request(&self, req: &AuthZRequest) -> AuthZResponse {
         let policy = self.policy();
         let body = decode_body(req.request_body.as_deref());
-        let input = input(req, body.as_ref());
+        let reg = self.containers.read().unwrap_or_else(|p| p.into_inner());
+        let mut input = input(req, body.as_ref());
+        input.containers = Some(&*reg);
         let v = policy.evaluate_request(&input, &self.settings.builtins);
+        drop(reg);
         self.finish("request", req, &policy, &v, true)
     }
 
@@ -193,12 +248,135 @@ impl Service {
     pub fn authz_response(&self, req: &AuthZRequest) -> AuthZResponse {
         let policy = self.policy();
         let body = decode_body(req.request_body.as_deref());
-        let input = input(req, body.as_ref());
+        let reg = self.containers.read().unwrap_or_else(|p| p.into_inner());
+        let mut input = input(req, body.as_ref());
+        input.containers = Some(&*reg);
         let v = policy.evaluate_response(&input);
+        drop(reg);
         // Only decisions a rule made are audited here: the default allow of every response
         // would double the trail without saying anything.
         let log = v.rule != "default";
         self.finish("response", req, &policy, &v, log)
+    }
+
+    /// Learn from a reply dockerd sent: a created container (its ID from the reply, its facts
+    /// from the request dockerd accepted), an inspected one (the settings dockerd applied), a
+    /// rename, a removal, a prune. Returns whether the records changed (the caller makes them
+    /// durable before answering).
+    pub fn observe_response(&self, req: &AuthZRequest) -> bool {
+        let status = req.response_status_code.unwrap_or(0);
+        if !(200..300).contains(&status) {
+            return false;
+        }
+        let route = route::classify(&req.request_method, &req.request_uri);
+        let json = |b64: Option<&str>| -> Option<serde_json::Value> {
+            match decode_body(b64)? {
+                Ok(bytes) if !bytes.trim_ascii().is_empty() => parse_strict(&bytes).ok(),
+                _ => None,
+            }
+        };
+        let first = |k: &str| route.query.get(k).and_then(|v| v.first()).cloned();
+        let mut reg = self.containers.write().unwrap_or_else(|p| p.into_inner());
+        let mut put: Vec<Record> = Vec::new();
+        let mut gone: Vec<String> = Vec::new();
+        match route.action {
+            "container.create" => {
+                let Some(reply) = json(req.response_body.as_deref()) else {
+                    return false;
+                };
+                let Some(id) = reply.get("id").and_then(|v| v.as_str()) else {
+                    return false;
+                };
+                let facts = match json(req.request_body.as_deref()) {
+                    Some(body) => Facts::from_body("container.create", &body),
+                    // Created from a body the plugin never saw: all it knows is that it does not
+                    // know (fail closed for anything sharing it).
+                    None => Facts {
+                        unseen: vec![id.to_string()],
+                        ..Default::default()
+                    },
+                };
+                let risk = Risk::of(&resolve_shares(facts, &reg));
+                let (rec, evicted) = reg.insert(id, &first("name").unwrap_or_default(), risk);
+                put.push(rec);
+                gone = evicted;
+            }
+            "container.inspect" => {
+                let Some(reply) = json(req.response_body.as_deref()) else {
+                    return false;
+                };
+                let (Some(id), name) = (
+                    reply.get("id").and_then(|v| v.as_str()).map(String::from),
+                    reply
+                        .get("name")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_string(),
+                ) else {
+                    return false;
+                };
+                let (id, name) = (id.as_str(), name.as_str());
+                // The reply's HostConfig is what dockerd applied; its Mounts are the real ones.
+                // Its CgroupnsMode is the daemon's default filled in ("host" on cgroup v1 hosts),
+                // not a request: an asked-for host cgroup namespace is in the create record.
+                let mut reply = reply;
+                if let Some(hc) = reply.get_mut("hostconfig").and_then(|h| h.as_object_mut()) {
+                    hc.remove("cgroupnsmode");
+                }
+                let facts = Facts::from_body("container.create", &reply);
+                let mut risk = Risk::of(&resolve_shares(facts, &reg));
+                // Facts never go away: keep what the create request asked for too.
+                if let Some(old) = reg.resolve(id) {
+                    risk = risk.union(&old.risk);
+                    if old.risk == risk && old.name == crate::containers::bare_name(name) {
+                        return false;
+                    }
+                }
+                let (rec, evicted) = reg.insert(id, name, risk);
+                put.push(rec);
+                gone = evicted;
+            }
+            "container.rename" => {
+                let (Some(x), Some(new)) = (route.name.as_deref(), first("name")) else {
+                    return false;
+                };
+                match reg.rename(x, &new) {
+                    Some(rec) => put.push(rec),
+                    None => return false,
+                }
+            }
+            "container.delete" => {
+                let Some(id) = route.name.as_deref().and_then(|x| reg.remove(x)) else {
+                    return false;
+                };
+                gone.push(id);
+            }
+            "container.prune" => {
+                let Some(reply) = json(req.response_body.as_deref()) else {
+                    return false;
+                };
+                for id in crate::body::strings(reply.get("containersdeleted")) {
+                    if let Some(id) = reg.remove(&id) {
+                        gone.push(id);
+                    }
+                }
+            }
+            _ => return false,
+        }
+        drop(reg);
+        if let Some((_, tree)) = &self.records {
+            for rec in &put {
+                if let Err(e) = tree.insert(&rec.id, rec) {
+                    tracing::warn!("cannot store the record of container {}: {e}", rec.id);
+                }
+            }
+            for id in &gone {
+                if let Err(e) = tree.remove(id) {
+                    tracing::warn!("cannot remove the record of container {id}: {e}");
+                }
+            }
+        }
+        !(put.is_empty() && gone.is_empty())
     }
 
     fn finish(
@@ -358,7 +536,18 @@ fn input<'a>(req: &'a AuthZRequest, body: Option<&'a Result<Vec<u8>, String>>) -
         body: body.map(|b| b.as_ref().map(|v| v.as_slice()).map_err(|e| e.clone())),
         content_type: req.header("Content-Type"),
         content_length: req.header("Content-Length"),
+        containers: None,
     }
+}
+
+/// A container's facts with the containers it shares taken on (transitively: their records
+/// already hold what they shared).
+fn resolve_shares(mut f: Facts, reg: &Registry) -> Facts {
+    for x in f.shared_with.clone() {
+        let risk = reg.lookup(&x);
+        f.absorb(&x, risk.as_ref());
+    }
+    f
 }
 
 #[cfg(test)]
@@ -500,6 +689,127 @@ privileged = true
         let s = service(sys.clone(), Mode::Enforce, false);
         assert!(s.authz_request(&create(true)).allow);
         assert!(sys.audit_lines().is_empty());
+    }
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    fn reply(method: &str, uri: &str, body: Option<&str>, status: i64, out: &str) -> AuthZRequest {
+        AuthZRequest {
+            request_method: method.into(),
+            request_uri: uri.into(),
+            request_body: body.map(b64),
+            response_status_code: Some(status),
+            response_body: Some(b64(out)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn containers_are_learnt_from_replies_and_judged() {
+        let sys = Arc::new(FakeSys::default());
+        sys.set_policy(include_str!("../../deploy/authz/policy.example.toml"));
+        let store = match common::Store::temporary() {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let s = match service(sys.clone(), Mode::Enforce, false).with_store(&store) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let (web, adm) = ("a".repeat(64), "b".repeat(64));
+        let share = |x: &str| {
+            let body =
+                format!(r#"{{"Image":"busybox","HostConfig":{{"PidMode":"container:{x}"}}}}"#);
+            AuthZRequest {
+                request_method: "POST".into(),
+                request_uri: "/v1.41/containers/create".into(),
+                request_body: Some(b64(&body)),
+                request_headers: [("Content-Type".to_string(), "application/json".to_string())]
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            }
+        };
+        assert!(!s.authz_request(&share("web")).allow, "unseen");
+        // A create dockerd answered 201: the ID from the reply, the facts from the request.
+        let created = reply(
+            "POST",
+            "/v1.41/containers/create?name=web",
+            Some(r#"{"Image":"busybox"}"#),
+            201,
+            &format!(r#"{{"Id":"{web}","Warnings":[]}}"#),
+        );
+        assert!(s.observe_response(&created));
+        assert!(s.authz_request(&share("web")).allow);
+        assert!(s.authz_request(&share(&web[..12])).allow, "ID prefix");
+        // A refused create (409) teaches nothing.
+        let mut refused = created.clone();
+        refused.request_uri = "/v1.41/containers/create?name=other".into();
+        refused.response_status_code = Some(409);
+        assert!(!s.observe_response(&refused));
+        // An inspect reply: what dockerd applied (a privileged container, a host bind).
+        let inspect = format!(
+            r#"{{"Id":"{adm}","Name":"/adm","HostConfig":{{"Privileged":true,"CgroupnsMode":"host"}},
+            "Mounts":[{{"Type":"bind","Source":"/var/run/docker.sock","Destination":"/s"}}]}}"#
+        );
+        assert!(s.observe_response(&reply(
+            "GET",
+            "/v1.41/containers/adm/json",
+            None,
+            200,
+            &inspect
+        )));
+        let r = s.container_risk("adm").unwrap_or_default();
+        assert!(r.privileged);
+        assert_eq!(r.host_paths, vec!["/var/run/docker.sock"]);
+        assert!(
+            r.host_namespaces.is_empty(),
+            "the daemon's default cgroupns is no request"
+        );
+        assert!(
+            !s.observe_response(&reply(
+                "GET",
+                "/v1.41/containers/adm/json",
+                None,
+                200,
+                &inspect
+            )),
+            "unchanged"
+        );
+        let v = s.authz_request(&share("adm"));
+        assert!(!v.allow && v.msg.contains("privileged"), "{}", v.msg);
+        // Rename and remove follow the container.
+        assert!(s.observe_response(&reply(
+            "POST",
+            "/v1.41/containers/web/rename?name=web2",
+            None,
+            204,
+            ""
+        )));
+        assert!(!s.authz_request(&share("web")).allow);
+        assert!(s.authz_request(&share("web2")).allow);
+        assert!(s.observe_response(&reply("DELETE", "/v1.41/containers/web2", None, 204, "")));
+        assert!(!s.authz_request(&share("web2")).allow);
+        // The records are in the store: a new service on it knows adm.
+        let sys2 = Arc::new(FakeSys::default());
+        sys2.set_policy(include_str!("../../deploy/authz/policy.example.toml"));
+        let s2 = match service(sys2, Mode::Enforce, false).with_store(&store) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(s2.container_risk("adm").is_some_and(|r| r.privileged));
+        assert!(s2.container_risk(&web).is_none());
+        // A prune forgets what it deleted.
+        assert!(s2.observe_response(&reply(
+            "POST",
+            "/v1.41/containers/prune",
+            None,
+            200,
+            &format!(r#"{{"ContainersDeleted":["{adm}"],"SpaceReclaimed":0}}"#)
+        )));
+        assert!(s2.container_risk("adm").is_none());
     }
 
     #[test]

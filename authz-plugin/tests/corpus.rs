@@ -2,6 +2,7 @@
 //! the shipped example policy must reach, and why) is decided by the policy that
 //! `make plugin-install` installs. All mismatches are reported at once.
 
+use authz_plugin::containers::{Registry, Risk};
 use authz_plugin::policy::{Builtins, Effect, Policy, Request};
 use base64::Engine;
 use serde::Deserialize;
@@ -28,8 +29,58 @@ fn example_policy() -> Policy {
     }
 }
 
+/// The containers the plugin has seen when the corpus runs (rows that share or act on other
+/// names find them unseen).
+fn seen() -> Registry {
+    let mut r = Registry::default();
+    let id = |c: &str| format!("{c}{}", "0".repeat(64 - c.len()));
+    let risk = |f: &dyn Fn(&mut Risk)| {
+        let mut x = Risk::default();
+        f(&mut x);
+        x
+    };
+    r.insert(&id("abc"), "abc", Risk::default());
+    r.insert(&"b".repeat(64), "web", Risk::default());
+    r.insert(&"c".repeat(64), "privbox", risk(&|x| x.privileged = true));
+    r.insert(
+        &"d".repeat(64),
+        "hostnet",
+        risk(&|x| x.host_namespaces = vec!["network".into()]),
+    );
+    r.insert(
+        &"e".repeat(64),
+        "sockbox",
+        risk(&|x| x.host_paths = vec!["/var/run/docker.sock".into()]),
+    );
+    r.insert(
+        &"f".repeat(64),
+        "dataro",
+        risk(&|x| x.host_paths = vec!["/srv/containers/data".into()]),
+    );
+    r.insert(&id("1"), "sharer", risk(&|x| x.unseen = vec!["zzz".into()]));
+    r.insert(
+        &id("2"),
+        "capbox",
+        risk(&|x| x.caps = vec!["SYS_ADMIN".into()]),
+    );
+    r.insert(
+        &id("3"),
+        "unconf",
+        risk(&|x| x.security_opts = vec!["seccomp=unconfined".into()]),
+    );
+    r.insert(
+        &id("4"),
+        "admin-box",
+        risk(&|x| x.host_paths = vec!["/".into()]),
+    );
+    r.insert(&id("aa1"), "amb1", Risk::default());
+    r.insert(&id("aa2"), "amb2", Risk::default());
+    r
+}
+
 #[test]
 fn corpus_decisions_match() {
+    let seen = seen();
     let policy = example_policy();
     let builtins = Builtins {
         self_names: vec!["outboard-authz:latest".into(), "outboard-authz".into()],
@@ -61,6 +112,7 @@ fn corpus_decisions_match() {
             body: raw.as_deref().map(Ok),
             content_type: row.content_type.as_deref(),
             content_length: row.content_length.as_deref(),
+            containers: Some(&seen),
         };
         let v = policy.evaluate_request(&req, &builtins);
         let want = match row.expect.as_str() {

@@ -45,8 +45,9 @@ stats() { curl -s --unix-socket "$(plugin_sock)" http://p/outboard/v1/stats; }
 # raw_create CURL-ARGS...: POST a container create straight to the daemon socket; prints
 # "<status> <body>".
 raw() { curl -s --unix-socket "$SOCK" -w ' %{http_code}' "$@"; }
-privileged_count() {
-  docker ps -aq | xargs -r docker inspect -f '{{.HostConfig.Privileged}}' 2>/dev/null | grep -c true
+privileged_count() { # obpriv, an administrator's container made while authz was off, aside
+  docker ps -aq --filter name=^/obpriv$ >"$E2E_DIR/obpriv.id"
+  docker ps -aq | grep -vxf "$E2E_DIR/obpriv.id" | xargs -r docker inspect -f '{{.HostConfig.Privileged}}' 2>/dev/null | grep -c true
 }
 
 check "example policy installed on the host" test -s "$POLICY"
@@ -78,8 +79,8 @@ expect_fail "-v /etc/../:/h denied" "$DENIED: bind mounts" docker run --rm -v /s
 expect_fail "-v /tmp/outboard (no longer an allowed root) denied" "$DENIED: bind mounts" docker run --rm -v /tmp/outboard:/h "$IMAGE" true
 expect_fail "--security-opt label=disable denied" "$DENIED: disabling seccomp" docker run --rm --security-opt label=disable "$IMAGE" true
 expect_fail "--security-opt systempaths=unconfined denied" "$DENIED: disabling seccomp" docker run --rm --security-opt systempaths=unconfined "$IMAGE" true
-expect_fail "--network container:X denied" "$DENIED: sharing another container" docker run --rm --network container:nosuch "$IMAGE" true
-expect_fail "--volumes-from denied" "$DENIED: sharing another container" docker run --rm --volumes-from nosuch "$IMAGE" true
+expect_fail "--network container:X of an unseen container denied" "$DENIED: the authorization plugin has no record" docker run --rm --network container:nosuch "$IMAGE" true
+expect_fail "--volumes-from an unseen container denied" "$DENIED: the authorization plugin has no record" docker run --rm --volumes-from nosuch "$IMAGE" true
 expect_fail "local volume of type ext4 denied" "$DENIED: volume options that mount a host device" docker volume create -o type=ext4 -o device=/dev/vda blockvol
 expect_fail "local volume of type proc denied" "$DENIED: volume options" docker volume create -o type=proc -o device=proc procvol
 expect_fail "--cap-add SYS_NICE denied by the profile" "$DENIED: adding this capability" docker run --rm --cap-add SYS_NICE "$IMAGE" true
@@ -109,6 +110,24 @@ check "--security-opt no-new-privileges passes" docker run --rm --security-opt n
 check "exec passes" sh -c "docker run -d --name execme $IMAGE sleep 30 >/dev/null && docker exec execme true"
 expect_fail "exec --privileged denied" "$DENIED: privileged" docker exec --privileged execme true
 docker rm -f execme >/dev/null 2>&1
+
+# --- containers the plugin has seen: sharing and exec judged against their facts ---------------
+check "a plain container runs" docker run -d --name obweb "$IMAGE" sleep 600
+check "--network container:obweb passes (seen at create, plain)" docker run --rm --network container:obweb "$IMAGE" true
+check "--volumes-from obweb passes" docker run --rm --volumes-from obweb "$IMAGE" true
+check "--pid container:<obweb ID prefix> passes" docker run --rm --pid "container:$(docker inspect -f '{{.Id}}' obweb | cut -c1-12)" "$IMAGE" true
+# An administrator's privileged container, made while authz was off: unseen until inspected.
+authz_off; docker run -d --name obpriv --privileged "$IMAGE" sleep 600 >/dev/null; authz_on
+expect_fail "--pid container:obpriv denied while unseen" "$DENIED: the authorization plugin has no record" docker run --rm --pid container:obpriv "$IMAGE" true
+check "inspect obpriv (the plugin learns what dockerd applied)" docker inspect obpriv
+expect_fail "--pid container:obpriv denied (it is privileged)" "$DENIED: privileged containers" docker run --rm --pid container:obpriv "$IMAGE" true
+expect_fail "--volumes-from obpriv denied" "$DENIED: privileged containers" docker run --rm --volumes-from obpriv "$IMAGE" true
+expect_fail "exec into obpriv denied" "$DENIED: privileged containers" docker exec obpriv true
+expect_fail "cp into obpriv denied" "$DENIED: privileged containers" docker cp "$E2E_DIR/daemon.json" obpriv:/tmp/
+log "obpriv: $(docker inspect -f '{{.State.Status}} exit={{.State.ExitCode}} {{.State.Error}}' obpriv 2>&1)"
+expect_contains "attach to obpriv denied (raw: the CLI refuses stopped ones itself)" "$DENIED: privileged containers" \
+  "$(raw -X POST 'http://d/v1.41/containers/obpriv/attach?stream=0&logs=1&stdout=1')"
+check "exec into obweb passes" docker exec obweb true
 
 # --- raw requests in shapes the CLI never uses ---------------------------------------------------
 BODY='{"Image":"local/busybox","Cmd":["true"],"HostConfig":{"Privileged":true}}'
@@ -201,6 +220,11 @@ check "audit mode: logged as would-deny" sh -c "grep '\"decision\":\"would-deny\
 expect_contains "stats show audit mode" '"Mode":"audit"' "$(stats)"
 expect_eq "dockerd honoured the lower-case keys (privileged)" true "$(docker inspect -f '{{.HostConfig.Privileged}}' dry2 2>&1)"
 docker rm -f dry dry2 >/dev/null 2>&1
+# The plugin restarted (disable/enable) since it learnt about obweb and obpriv: its records are
+# durable, so neither needs inspecting again.
+check "after a plugin restart: --network container:obweb still passes" docker run --rm --network container:obweb "$IMAGE" true
+check "after a plugin restart: obpriv still known as privileged (would-deny, not unseen)" \
+  sh -c "docker run --rm --pid container:obpriv $IMAGE true >/dev/null 2>&1; grep '\"decision\":\"would-deny\"' '$AUDIT' | tail -1 | grep -q '\"rule\":\"no-privileged\"'"
 
 # --- back to enforce, then leave the daemon without authz ---------------------------------------
 check "authz removed again" authz_off
@@ -208,5 +232,6 @@ docker plugin disable $N >/dev/null && docker plugin set $N MODE=enforce && dock
 check "authz on in enforce mode" authz_on
 expect_fail "enforcing again" "$DENIED" docker run --rm --privileged "$IMAGE" true
 check "authz removed at the end" authz_off
+docker rm -f obweb obpriv >/dev/null 2>&1
 check "daemon usable without authz" docker run --rm "$IMAGE" true
 check "plugin can be disabled once removed from the daemon" docker plugin disable $N

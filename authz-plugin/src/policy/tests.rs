@@ -99,6 +99,7 @@ fn req<'a>(method: &'a str, uri: &'a str, body: Option<&'a str>) -> Request<'a> 
         body: body.map(|b| Ok(b.as_bytes())),
         content_type: body.map(|_| "application/json"),
         content_length: None,
+        containers: None,
     }
 }
 
@@ -599,6 +600,13 @@ fn errors_carry_line_numbers() {
         .err()
         .unwrap_or_default();
     assert_eq!(e.len(), 2, "{e:?}");
+    // Fuzz regression: a control character in a comment gave an error with an empty message.
+    let e = Policy::compile("# policy\n# edit it on th\u{3}\0h\ndefault = \"allow\"\n")
+        .err()
+        .unwrap_or_default();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].line, Some(2), "{e:?}");
+    assert!(!e[0].message.is_empty(), "{e:?}");
 }
 
 #[test]
