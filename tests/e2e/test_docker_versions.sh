@@ -86,6 +86,11 @@ check "k1 on the built-in bridge with the same option" run_sysctl k1 netk
 martians() { docker exec "$1" cat /proc/sys/net/ipv4/conf/eth0/log_martians; }
 check "k1 reads its interface's sysctl" test -n "$(martians k1)"
 expect_eq "the sysctl as on the built-in bridge" "$(martians k1)" "$(martians s1)"
+# IPv6 on an IPv4-only network: the container's interface ends up as on the built-in bridge.
+v6off() { docker exec "$1" cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6; }
+check "k1 reads disable_ipv6" test -n "$(v6off k1)"
+log "disable_ipv6 on an IPv4-only network: built-in $(v6off k1), ours $(v6off s1)"
+expect_eq "IPv6 on an IPv4-only network as on the built-in bridge" "$(v6off k1)" "$(v6off s1)"
 check "s1 reaches m1 on network A" docker exec s1 ping -c 1 -W 2 "$(docker inspect -f '{{.NetworkSettings.Networks.neta.IPAddress}}' m1)"
 
 check "containers removed" docker rm -f m1 s1 k1
