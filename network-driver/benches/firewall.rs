@@ -32,7 +32,7 @@ fn port(i: usize) -> FwPort {
         proto: if i.is_multiple_of(2) { 6 } else { 17 },
         host_ip: None,
         host_port: 20_000 + (i % 40_000) as u16,
-        container_ip: Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250 + 2) as u8),
+        container_ip: Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250 + 2) as u8).into(),
         container_port: 80,
     }
 }

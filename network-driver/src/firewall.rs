@@ -13,10 +13,11 @@
 //!   dnat), drop anything else entering `B` — which isolates our networks from each other and
 //!   from the outside also when the host forwards;
 //! - masquerade: `ip saddr <subnet> oif != B` masquerade (for traffic entering from `B`);
-//! - published ports: DNAT in prerouting (and output, except towards 127/8) for local
-//!   destination addresses (or the given host IP) to the container.
+//! - published ports: DNAT in prerouting (and output, except towards 127/8 and ::1) for local
+//!   destination addresses (or the given host IP) to the container, IPv4 to the container's
+//!   IPv4 address and IPv6 to its IPv6 address.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -41,12 +42,12 @@ pub struct FwNetwork {
 pub struct FwPort {
     /// 6 tcp, 17 udp, 132 sctp.
     pub proto: u8,
-    /// Only this host address (`None`: any local address).
-    pub host_ip: Option<Ipv4Addr>,
+    /// Only this host address (`None`: any local address of the family).
+    pub host_ip: Option<IpAddr>,
     /// Host port.
     pub host_port: u16,
-    /// Container address.
-    pub container_ip: Ipv4Addr,
+    /// Container address (its family is the binding's).
+    pub container_ip: IpAddr,
     /// Container port.
     pub container_port: u16,
 }

@@ -14,7 +14,7 @@
 //! nf_tables.h`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::firewall::{FwNetwork, FwPort, Ruleset};
 use crate::sys::SysError;
@@ -34,6 +34,7 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 /// both families.
 const NFPROTO_INET: u8 = 1;
 const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_IPV6: u8 = 10;
 // nf_tables message types
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
@@ -90,6 +91,8 @@ const TYPE_IFNAME: u32 = 41;
 const TYPE_PROTO_SERVICE: u32 = (12 << 6) | 13;
 const TYPE_ADDR_PROTO_SERVICE: u32 = (7 << 12) | (12 << 6) | 13;
 const TYPE_ADDR_SERVICE: u32 = (7 << 6) | 13;
+const TYPE_ADDR6_PROTO_SERVICE: u32 = (8 << 12) | (12 << 6) | 13;
+const TYPE_ADDR6_SERVICE: u32 = (8 << 6) | 13;
 // hooks
 const NF_INET_PRE_ROUTING: u32 = 0;
 const NF_INET_FORWARD: u32 = 2;
@@ -106,7 +109,7 @@ const REG_1: u32 = 1;
 /// The first two 32-bit registers (they overlap `REG_1`): a concatenated key.
 const REG32_00: u32 = 8;
 const REG32_01: u32 = 9;
-const REG32_02: u32 = 10;
+const REG32_04: u32 = 12;
 // meta keys
 const META_IIFNAME: u32 = 6;
 const META_OIFNAME: u32 = 7;
@@ -150,6 +153,10 @@ const MAP_POST_OIF: &str = "post_oif";
 /// `address . port`.
 const MAP_PORTS_ANY: &str = "ports_any";
 const MAP_PORTS_IP: &str = "ports_ip";
+const MAP_PORTS6_ANY: &str = "ports6_any";
+const MAP_PORTS6_IP: &str = "ports6_ip";
+/// The DNAT maps in lookup order: bindings on one host address before those on all.
+const PORT_MAPS: [&str; 4] = [MAP_PORTS_IP, MAP_PORTS_ANY, MAP_PORTS6_IP, MAP_PORTS6_ANY];
 
 /// The base chains: name, type, hook, priority.
 const CHAINS: [(&str, &str, u32, i32); 4] = [
@@ -268,10 +275,10 @@ fn verdict(code: u32) -> Expr {
     }
 }
 
-fn dnat(addr_reg: u32, port_reg: u32) -> Expr {
+fn dnat(family: u8, addr_reg: u32, port_reg: u32) -> Expr {
     let mut data = Attrs::default();
     data.be32(1, NAT_DNAT)
-        .be32(2, u32::from(NFPROTO_IPV4))
+        .be32(2, u32::from(family))
         .be32(3, addr_reg)
         .be32(5, port_reg);
     Expr { name: "nat", data }
@@ -312,14 +319,6 @@ fn ct_has(key: u32, bits: u32) -> Vec<Expr> {
         ct(key, REG_1),
         bitwise(REG_1, &bits.to_ne_bytes()),
         cmp(CMP_NEQ, REG_1, &[0, 0, 0, 0]),
-    ]
-}
-
-/// `meta nfproto ipv4`: in the `inet` table, guards every match on IPv4 header fields.
-fn is_ipv4() -> Vec<Expr> {
-    vec![
-        meta(META_NFPROTO, REG_1),
-        cmp(CMP_EQ, REG_1, &[NFPROTO_IPV4]),
     ]
 }
 
@@ -379,11 +378,11 @@ fn net_chains(b: &str) -> [(String, &'static str, String); 4] {
 }
 
 /// The ports map and key of a binding (`[daddr .] l4proto . dport`, a 32-bit register each),
-/// fixed-size so that diffing 10,000 bindings allocates nothing.
+/// fixed-size so that diffing 10,000 bindings allocates little.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct PortKey {
     map: &'static str,
-    key: [u8; 12],
+    key: [u8; 24],
     len: usize,
 }
 
@@ -391,25 +390,24 @@ impl PortKey {
     fn of(p: &FwPort) -> Self {
         let port = p.host_port.to_be_bytes();
         let tail = [p.proto, 0, 0, 0, port[0], port[1], 0, 0];
-        let mut key = [0u8; 12];
-        match p.host_ip {
-            None => {
-                key[..8].copy_from_slice(&tail);
-                Self {
-                    map: MAP_PORTS_ANY,
-                    key,
-                    len: 8,
-                }
-            }
-            Some(ip) => {
+        let mut key = [0u8; 24];
+        let (map, n) = match (p.host_ip, p.container_ip.is_ipv6()) {
+            (None, false) => (MAP_PORTS_ANY, 0),
+            (None, true) => (MAP_PORTS6_ANY, 0),
+            (Some(IpAddr::V4(ip)), _) => {
                 key[..4].copy_from_slice(&ip.octets());
-                key[4..].copy_from_slice(&tail);
-                Self {
-                    map: MAP_PORTS_IP,
-                    key,
-                    len: 12,
-                }
+                (MAP_PORTS_IP, 4)
             }
+            (Some(IpAddr::V6(ip)), _) => {
+                key[..16].copy_from_slice(&ip.octets());
+                (MAP_PORTS6_IP, 16)
+            }
+        };
+        key[n..n + 8].copy_from_slice(&tail);
+        Self {
+            map,
+            key,
+            len: n + 8,
         }
     }
 
@@ -419,40 +417,52 @@ impl PortKey {
 }
 
 /// The DNAT target of a binding: `container address . container port`.
-fn port_value(p: &FwPort) -> [u8; 8] {
-    let a = p.container_ip.octets();
+fn port_value(p: &FwPort) -> Vec<u8> {
+    let mut v = match p.container_ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
     let port = p.container_port.to_be_bytes();
-    [a[0], a[1], a[2], a[3], port[0], port[1], 0, 0]
+    v.extend_from_slice(&[port[0], port[1], 0, 0]);
+    v
 }
 
-/// `dnat ip to [ip daddr .] meta l4proto . th dport map @map`, for IPv4 packets addressed to
-/// this host only (a binding's host address must also be local: traffic merely passing
-/// through is never DNATed).
+/// `dnat ip[6] to [ip[6] daddr .] meta l4proto . th dport map @map`, for packets of the map's
+/// family addressed to this host only (a binding's host address must also be local: traffic
+/// merely passing through is never DNATed).
 fn dnat_lookup(chain: &str, map: &str) -> Rule {
-    let mut exprs = is_ipv4();
+    let v6 = map == MAP_PORTS6_ANY || map == MAP_PORTS6_IP;
+    let family = if v6 { NFPROTO_IPV6 } else { NFPROTO_IPV4 };
+    let mut exprs = vec![meta(META_NFPROTO, REG_1), cmp(CMP_EQ, REG_1, &[family])];
     exprs.extend([
         fib_daddr_type(REG_1),
         cmp(CMP_EQ, REG_1, &RTN_LOCAL.to_ne_bytes()),
     ]);
-    let first = if map == MAP_PORTS_IP {
-        exprs.push(payload(PAYLOAD_NETWORK, 16, 4, REG32_00));
-        exprs.push(meta(META_L4PROTO, REG32_01));
-        exprs.push(payload(PAYLOAD_TRANSPORT, 2, 2, REG32_02));
-        REG32_00
+    // Registers: [daddr] then l4proto then dport; the value lands at REG32_00 (address) and
+    // right after it (port).
+    let (daddr_off, daddr_len, port_reg) = if v6 {
+        (24, 16, REG32_04)
+    } else {
+        (16, 4, REG32_01)
+    };
+    if map == MAP_PORTS_IP || map == MAP_PORTS6_IP {
+        let words = daddr_len / 4;
+        exprs.push(payload(PAYLOAD_NETWORK, daddr_off, daddr_len, REG32_00));
+        exprs.push(meta(META_L4PROTO, REG32_00 + words));
+        exprs.push(payload(PAYLOAD_TRANSPORT, 2, 2, REG32_00 + words + 1));
     } else {
         exprs.push(meta(META_L4PROTO, REG32_00));
         exprs.push(payload(PAYLOAD_TRANSPORT, 2, 2, REG32_01));
-        REG32_00
-    };
+    }
     let mut data = Attrs::default();
     data.str(NFTA_LOOKUP_SET, map)
-        .be32(NFTA_LOOKUP_SREG, first)
+        .be32(NFTA_LOOKUP_SREG, REG32_00)
         .be32(NFTA_LOOKUP_DREG, REG32_00);
     exprs.push(Expr {
         name: "lookup",
         data,
     });
-    exprs.push(dnat(REG32_00, REG32_01));
+    exprs.push(dnat(family, REG32_00, port_reg));
     Rule {
         chain: chain.to_string(),
         exprs,
@@ -479,10 +489,12 @@ fn base_rules() -> Vec<Rule> {
             chain: CHAIN_POSTROUTING.into(),
             exprs: vmap(vec![meta(META_OIFNAME, REG_1)], REG_1, MAP_POST_OIF),
         },
-        dnat_lookup(CHAIN_PREROUTING, MAP_PORTS_IP),
-        dnat_lookup(CHAIN_PREROUTING, MAP_PORTS_ANY),
     ];
-    // Locally generated traffic to 127/8 is never DNATed (route_localnet is off).
+    for map in PORT_MAPS {
+        out.push(dnat_lookup(CHAIN_PREROUTING, map));
+    }
+    // Locally generated traffic to 127/8 or ::1 is never DNATed: the kernel does not route
+    // loopback-sourced packets off the host (route_localnet is off).
     if let Some(lo) = lo {
         out.push(rule(
             CHAIN_OUTPUT,
@@ -490,8 +502,19 @@ fn base_rules() -> Vec<Rule> {
             verdict(NFT_RETURN),
         ));
     }
-    out.push(dnat_lookup(CHAIN_OUTPUT, MAP_PORTS_IP));
-    out.push(dnat_lookup(CHAIN_OUTPUT, MAP_PORTS_ANY));
+    out.push(rule(
+        CHAIN_OUTPUT,
+        vec![vec![
+            meta(META_NFPROTO, REG_1),
+            cmp(CMP_EQ, REG_1, &[NFPROTO_IPV6]),
+            payload(PAYLOAD_NETWORK, 24, 16, REG_1),
+            cmp(CMP_EQ, REG_1, &std::net::Ipv6Addr::LOCALHOST.octets()),
+        ]],
+        verdict(NFT_RETURN),
+    ));
+    for map in PORT_MAPS {
+        out.push(dnat_lookup(CHAIN_OUTPUT, map));
+    }
     out
 }
 
@@ -844,7 +867,7 @@ pub type Encoded = (Vec<u8>, Vec<(u32, String)>);
 
 /// Published ports as map elements: key → value (the first binding of a key wins; the service
 /// never records two).
-type PortElems = HashMap<PortKey, [u8; 8]>;
+type PortElems = HashMap<PortKey, Vec<u8>>;
 
 fn port_elems(rules: &Ruleset) -> PortElems {
     let mut m = PortElems::with_capacity(rules.ports.len());
@@ -918,9 +941,35 @@ pub fn encode_full(rules: &Ruleset, seq: u32) -> Encoded {
             },
         );
     }
-    for (id, name, key_len, key_type) in [
-        (5, MAP_PORTS_ANY, 8, TYPE_PROTO_SERVICE),
-        (6, MAP_PORTS_IP, 12, TYPE_ADDR_PROTO_SERVICE),
+    for (id, name, key_len, key_type, data) in [
+        (
+            5,
+            MAP_PORTS_ANY,
+            8,
+            TYPE_PROTO_SERVICE,
+            (TYPE_ADDR_SERVICE, 8),
+        ),
+        (
+            6,
+            MAP_PORTS_IP,
+            12,
+            TYPE_ADDR_PROTO_SERVICE,
+            (TYPE_ADDR_SERVICE, 8),
+        ),
+        (
+            7,
+            MAP_PORTS6_ANY,
+            8,
+            TYPE_PROTO_SERVICE,
+            (TYPE_ADDR6_SERVICE, 20),
+        ),
+        (
+            8,
+            MAP_PORTS6_IP,
+            24,
+            TYPE_ADDR6_PROTO_SERVICE,
+            (TYPE_ADDR6_SERVICE, 20),
+        ),
     ] {
         b.map(
             t,
@@ -929,7 +978,7 @@ pub fn encode_full(rules: &Ruleset, seq: u32) -> Encoded {
                 id,
                 key_len,
                 key_type,
-                data: Some((TYPE_ADDR_SERVICE, 8)),
+                data: Some(data),
             },
         );
     }
@@ -1177,7 +1226,7 @@ mod tests {
                 proto: 6,
                 host_ip: None,
                 host_port: 8080,
-                container_ip: Ipv4Addr::new(10, 99, 0, 2),
+                container_ip: Ipv4Addr::new(10, 99, 0, 2).into(),
                 container_port: 80,
             }],
         }
@@ -1205,12 +1254,12 @@ mod tests {
         assert!(what[3].1.starts_with("add table inet "), "{what:?}");
         // 4 base chains, 4 per network (2); published ports are map elements only.
         assert_eq!(count(&types, NFT_MSG_NEWCHAIN), 4 + 8);
-        assert_eq!(count(&types, NFT_MSG_NEWSET), 6);
+        assert_eq!(count(&types, NFT_MSG_NEWSET), 8);
         assert_eq!(count(&types, NFT_MSG_NEWSETELEM), 8 + 1);
-        // base: 4 interface dispatch + 2 DNAT lookups in prerouting, loopback return + 2 in
-        // output = 9; network 1: icc, established, dnat, drop, hairpin, masquerade = 6;
+        // base: 4 interface dispatch + 4 DNAT lookups in prerouting, 2 loopback returns + 4 in
+        // output = 14; network 1: icc, established, dnat, drop, hairpin, masquerade = 6;
         // internal: 3.
-        assert_eq!(count(&types, NFT_MSG_NEWRULE), 9 + 6 + 3);
+        assert_eq!(count(&types, NFT_MSG_NEWRULE), 14 + 6 + 3);
         assert_eq!(what.len(), types.len());
         assert_eq!(what[0].0, 100);
     }
@@ -1249,7 +1298,7 @@ mod tests {
         // rule or chain.
         let mut more = old.clone();
         more.ports.push(FwPort {
-            host_ip: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            host_ip: Some(Ipv4Addr::new(192, 0, 2, 1).into()),
             ..old.ports[0].clone()
         });
         let (buf, what) = encode_change(&old, &more, 1).unwrap();
@@ -1259,7 +1308,7 @@ mod tests {
         assert_eq!(types.len(), 3);
         // A binding whose container moved: its element is replaced.
         let mut moved = old.clone();
-        moved.ports[0].container_ip = Ipv4Addr::new(10, 99, 0, 3);
+        moved.ports[0].container_ip = Ipv4Addr::new(10, 99, 0, 3).into();
         let (buf, _) = encode_change(&old, &moved, 1).unwrap();
         let types = walk(&buf);
         assert_eq!(count(&types, NFT_MSG_DELSETELEM), 1);

@@ -252,18 +252,20 @@ impl<S: Sys> Service<S> {
         let mut ports = Vec::new();
         for r in self.endpoints.iter() {
             let (_, e) = r?;
-            let Some(IpNet::V4(addr)) = e.v4 else {
-                continue;
-            };
             if !nets.contains_key(&e.network_id) {
                 continue;
             }
             for p in &e.ports {
+                // Each binding goes to the endpoint's address of its own family.
+                let container_ip = if p.v6 { e.v6 } else { e.v4 }.map(|a| a.addr());
+                let Some(container_ip) = container_ip else {
+                    continue;
+                };
                 ports.push(FwPort {
                     proto: p.proto,
                     host_ip: p.host_ip,
                     host_port: p.host_port,
-                    container_ip: addr.addr(),
+                    container_ip,
                     container_port: p.container_port,
                 });
             }
@@ -938,12 +940,7 @@ impl<S: Sys> Service<S> {
                 reason,
             });
         }
-        if !matches!(ep.v4, Some(IpNet::V4(_))) {
-            return Err(NetworkError::InvalidRequest(
-                "published ports need an IPv4 address on the endpoint".into(),
-            ));
-        }
-        let ports = self.resolve_ports(&net, &ep.id, &bindings)?;
+        let ports = self.resolve_ports(&net, &ep, &bindings)?;
         if ports == ep.ports {
             return Ok(());
         }
@@ -963,32 +960,39 @@ impl<S: Sys> Service<S> {
         Ok(())
     }
 
-    /// Choose host ports and check them against every other published port.
+    /// Choose host ports and check them against every other published port. A binding is
+    /// IPv4 or IPv6 by its host address (`0.0.0.0`/empty: every IPv4 address, `::`: every IPv6
+    /// address) and is published to the endpoint's address of that family; two bindings clash
+    /// when protocol, port and family match and either is on every address or both on the same.
     fn resolve_ports(
         &self,
         net: &NetworkState,
-        endpoint_id: &str,
+        ep: &EndpointState,
         bindings: &[PortBinding],
     ) -> Result<Vec<PublishedPort>, NetworkError> {
-        let mut taken: BTreeMap<(u8, u16), (Option<Ipv4Addr>, String)> = BTreeMap::new();
+        type Taken = BTreeMap<(u8, u16, bool), Vec<(Option<IpAddr>, String)>>;
+        let mut taken: Taken = BTreeMap::new();
         for r in self.endpoints.iter() {
             let (_, e) = r?;
-            if e.id == endpoint_id {
+            if e.id == ep.id {
                 continue;
             }
             for p in &e.ports {
-                taken.insert((p.proto, p.host_port), (p.host_ip, e.id.clone()));
+                taken
+                    .entry((p.proto, p.host_port, p.v6))
+                    .or_default()
+                    .push((p.host_ip, e.id.clone()));
             }
         }
-        let clash = |taken: &BTreeMap<(u8, u16), (Option<Ipv4Addr>, String)>,
-                     proto: u8,
-                     port: u16,
-                     ip: Option<Ipv4Addr>| {
-            taken
-                .get(&(proto, port))
-                .filter(|(other, _)| other.is_none() || ip.is_none() || *other == ip)
-                .map(|(_, e)| e.clone())
+        let clash = |taken: &Taken, proto: u8, port: u16, v6: bool, ip: Option<IpAddr>| {
+            taken.get(&(proto, port, v6)).and_then(|v| {
+                v.iter()
+                    .find(|(other, _)| other.is_none() || ip.is_none() || *other == ip)
+                    .map(|(_, e)| e.clone())
+            })
         };
+        let has_v4 = matches!(ep.v4, Some(IpNet::V4(_)));
+        let has_v6 = matches!(ep.v6, Some(IpNet::V6(_)));
         let mut out = Vec::new();
         for b in bindings {
             let proto_name = match b.proto {
@@ -1006,44 +1010,45 @@ impl<S: Sys> Service<S> {
                     "published port {proto_name}/0: the container port must be 1-65535"
                 )));
             }
-            let v6_unsupported = |ip: &str| {
-                NetworkError::InvalidRequest(format!(
-                    "publishing on the IPv6 host address {ip} is not supported by this driver \
-                     (publish on an IPv4 address or on all addresses)"
-                ))
-            };
-            let host_ip = if b.host_ip.is_empty() {
-                match net.spec.host_ip {
-                    Some(IpAddr::V4(ip)) if !ip.is_unspecified() => Some(ip),
-                    // Never widen a v6 default host address to every local address.
-                    Some(IpAddr::V6(ip)) if !ip.is_unspecified() => {
-                        return Err(v6_unsupported(&ip.to_string()))
-                    }
-                    _ => None,
-                }
+            let given = if b.host_ip.is_empty() {
+                net.spec.host_ip
             } else {
-                match b.host_ip.parse::<IpAddr>() {
-                    Ok(IpAddr::V4(ip)) if ip.is_unspecified() => None,
-                    Ok(IpAddr::V4(ip)) => Some(ip),
-                    // `::` beside an IPv4 binding of the same port (dockerd 26 sends both for
-                    // `-p 8080:80`): the IPv4 binding publishes it.
-                    Ok(IpAddr::V6(ip))
-                        if ip.is_unspecified()
-                            && bindings.iter().any(|o| {
-                                o.proto == b.proto && o.port == b.port && !o.host_ip.contains(':')
-                            }) =>
-                    {
-                        continue
-                    }
-                    Ok(IpAddr::V6(ip)) => return Err(v6_unsupported(&ip.to_string())),
-                    Err(_) => {
-                        return Err(NetworkError::InvalidRequest(format!(
-                            "published port host IP {:?} is not an IP address",
-                            b.host_ip
-                        )))
-                    }
-                }
+                Some(b.host_ip.parse::<IpAddr>().map_err(|_| {
+                    NetworkError::InvalidRequest(format!(
+                        "published port host IP {:?} is not an IP address",
+                        b.host_ip
+                    ))
+                })?)
             };
+            let (v6, host_ip) = match given {
+                None => (false, None),
+                Some(ip) => (ip.is_ipv6(), Some(ip).filter(|ip| !ip.is_unspecified())),
+            };
+            if v6 && !has_v6 {
+                // `::` beside an IPv4 binding of the same port (dockerd 26 sends both for
+                // `-p 8080:80`): on an endpoint without IPv6 the IPv4 binding publishes it.
+                let paired = host_ip.is_none()
+                    && bindings.iter().any(|o| {
+                        o.proto == b.proto && o.port == b.port && !o.host_ip.contains(':')
+                    });
+                if paired {
+                    continue;
+                }
+                return Err(NetworkError::InvalidRequest(format!(
+                    "publishing {proto_name}/{} on the IPv6 address {} needs an IPv6 address on \
+                     the endpoint (create the network with --ipv6)",
+                    b.port,
+                    host_ip
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| "::".into())
+                )));
+            }
+            if !v6 && !has_v4 {
+                return Err(NetworkError::InvalidRequest(format!(
+                    "publishing {proto_name}/{} on IPv4 needs an IPv4 address on the endpoint",
+                    b.port
+                )));
+            }
             let range: Vec<u16> = if b.host_port == 0 {
                 EPHEMERAL.collect()
             } else if b.host_port_end > b.host_port {
@@ -1057,9 +1062,10 @@ impl<S: Sys> Service<S> {
                 let in_batch = out.iter().any(|p: &PublishedPort| {
                     p.proto == b.proto
                         && p.host_port == port
+                        && p.v6 == v6
                         && (p.host_ip.is_none() || host_ip.is_none() || p.host_ip == host_ip)
                 });
-                match clash(&taken, b.proto, port, host_ip) {
+                match clash(&taken, b.proto, port, v6, host_ip) {
                     None if !in_batch => {
                         chosen = Some(port);
                         break;
@@ -1080,6 +1086,7 @@ impl<S: Sys> Service<S> {
             out.push(PublishedPort {
                 proto: b.proto,
                 host_ip,
+                v6,
                 host_port: port,
                 container_port: b.port,
             });

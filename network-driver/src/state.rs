@@ -8,7 +8,7 @@
 //! Everything needed to rebuild bridges, veths and the firewall after a restart is here; the
 //! kernel is reconciled against it, never the other way round.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -38,8 +38,12 @@ impl NetworkState {
 pub struct PublishedPort {
     /// 6 tcp, 17 udp, 132 sctp.
     pub proto: u8,
-    /// Host address, or any local address.
-    pub host_ip: Option<Ipv4Addr>,
+    /// Host address, or any local address of the family.
+    pub host_ip: Option<IpAddr>,
+    /// An IPv6 binding (DNAT to the endpoint's IPv6 address). Absent in records written before
+    /// IPv6 publishing: those are IPv4.
+    #[serde(default)]
+    pub v6: bool,
     /// Host port.
     pub host_port: u16,
     /// Container port.

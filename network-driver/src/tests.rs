@@ -587,8 +587,9 @@ async fn firewall_false_removes_an_old_table() {
     );
 }
 
-/// Published ports exactly as asked: container port 0 and IPv6 host addresses are refused
-/// (never widened to every local address); `::` beside an IPv4 binding is covered by it.
+/// Published ports exactly as asked: container port 0 is refused, an IPv6 host address on an
+/// endpoint without IPv6 is refused (never widened to every local address); `::` beside an
+/// IPv4 binding is covered by it there.
 #[tokio::test]
 async fn published_ports_are_exactly_as_asked() {
     let fake = FakeSys::new();
@@ -608,7 +609,7 @@ async fn published_ports_are_exactly_as_asked() {
         ),
         (
             json!([{"Proto": 6, "IP": "", "Port": 80, "HostIP": "::1", "HostPort": 8080, "HostPortEnd": 8080}]),
-            "IPv6 host address ::1",
+            "IPv6 address ::1 needs an IPv6 address on the endpoint",
         ),
     ] {
         let (s, v) = call(&svc, "ProgramExternalConnectivity", pec(maps)).await;
@@ -622,6 +623,58 @@ async fn published_ports_are_exactly_as_asked() {
     assert_eq!(s, StatusCode::OK, "{v}");
     let fw = fake.firewall().unwrap();
     assert_eq!(fw.ports.len(), 1, "{fw:?}");
+}
+
+/// On a dual-stack endpoint each binding is published in its own family, to the endpoint's
+/// address of that family: `::` and `0.0.0.0` both, an IPv6 host address alone; IPv4 and IPv6
+/// bindings of one port do not clash, two IPv6 ones do.
+#[tokio::test]
+async fn ipv6_bindings_are_published_to_the_ipv6_address() {
+    let fake = FakeSys::new();
+    let svc = service(&fake, &common::Store::temporary().unwrap());
+    let mut net = create_net(NET, json!({}), "10.99.0.0/24");
+    net["Options"]["com.docker.network.enable_ipv6"] = json!(true);
+    net["IPv6Data"] = json!([{"AddressSpace": "LocalDefault", "Pool": "fd00:99::/64", "Gateway": "fd00:99::1/64"}]);
+    let (s, v) = call(&svc, "CreateNetwork", net).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for (ep, a4, a6) in [
+        (EP, "10.99.0.2/24", "fd00:99::2/64"),
+        (EP2, "10.99.0.3/24", "fd00:99::3/64"),
+    ] {
+        let mut body = create_ep(NET, ep, a4);
+        body["Interface"]["AddressIPv6"] = json!(a6);
+        let (s, v) = call(&svc, "CreateEndpoint", body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let pec = |ep: &str, maps: Value| json!({"NetworkID": NET, "EndpointID": ep, "Options": {"com.docker.network.portmap": maps}});
+    let both = json!([
+        {"Proto": 6, "IP": "", "Port": 80, "HostIP": "0.0.0.0", "HostPort": 8080, "HostPortEnd": 8080},
+        {"Proto": 6, "IP": "", "Port": 80, "HostIP": "::", "HostPort": 8080, "HostPortEnd": 8080}]);
+    let (s, v) = call(&svc, "ProgramExternalConnectivity", pec(EP, both)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let fw = fake.firewall().unwrap();
+    let mut got: Vec<String> = fw
+        .ports
+        .iter()
+        .map(|p| format!("{:?} {} -> {}", p.host_ip, p.host_port, p.container_ip))
+        .collect();
+    got.sort();
+    assert_eq!(got, ["None 8080 -> 10.99.0.2", "None 8080 -> fd00:99::2"]);
+    // A second endpoint: the same port on one IPv6 host address clashes with `::`.
+    let one6 = json!([{"Proto": 6, "IP": "", "Port": 80, "HostIP": "fd00:99::1", "HostPort": 8080, "HostPortEnd": 8080}]);
+    let (s, v) = call(&svc, "ProgramExternalConnectivity", pec(EP2, one6)).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let other = json!([{"Proto": 6, "IP": "", "Port": 80, "HostIP": "fd00:99::1", "HostPort": 8081, "HostPortEnd": 8081}]);
+    let (s, v) = call(&svc, "ProgramExternalConnectivity", pec(EP2, other)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let fw = fake.firewall().unwrap();
+    assert!(
+        fw.ports
+            .iter()
+            .any(|p| p.host_ip == Some("fd00:99::1".parse().unwrap())
+                && p.container_ip == "fd00:99::3".parse::<std::net::IpAddr>().unwrap()),
+        "{fw:?}"
+    );
 }
 
 /// Concurrent CreateEndpoint / Join / DeleteEndpoint on one endpoint: afterwards a recorded

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Network driver, firewall (the plugin's own nftables table): isolation between our networks
 # while the host forwards, icc=false, masquerade on/off, and a published port reached from an
-# "outside host" network namespace, gone after the container stops.
+# "outside host" network namespace over IPv4 and IPv6, gone after the container stops.
 #
 # Safety: the test turns on ip_forward (restored on exit) and, while it is on, installs its own
 # nftables table that drops every forwarded packet toward the machine's real uplink (the
@@ -128,6 +128,19 @@ check "IPv6: i61 (internal) cannot reach a61" sh -c "! docker exec i61 ping -6 -
 check "IPv6: q61 reaches its gateway" retry 25 docker exec q61 ping -6 -c 1 -W 1 fd96:8::1
 check "IPv6 icc=false: q61 cannot reach q62" sh -c "! docker exec q61 ping -6 -c 1 -W 1 $(ip6_of q62 fwQ6)"
 check "IPv4 still isolated in the same table: a61 cannot reach b61" sh -c "! docker exec a61 ping -c 1 -W 1 $(ip_of b61 fwB6)"
+# An IPv6 published port, reached from the outside host over IPv6 (DNAT to the container's
+# IPv6 address); the IPv6-only binding publishes nothing on IPv4.
+HP6=$((HP + 1))
+ip addr add fd96:200::1/64 dev "$VH" nodad
+outside ip addr add fd96:200::2/64 dev "$VO" nodad
+check "web6 publishes [::]:$HP6->80 on A6" docker run -d --name web6 --network fwA6 -p "[::]:$HP6:80" "$IMAGE" \
+  sh -c 'echo hello-from-web6 > /tmp/index.html; exec httpd -f -p 80 -h /tmp'
+expect_contains "IPv6 DNAT map element" "tcp . $HP6 : $(ip6_of web6 fwA6) . 80" "$(nft list map inet "$TABLE" ports6_any)"
+check "outside host reaches the IPv6 published port" retry 25 sh -c \
+  "ip netns exec $NSO curl -s -m 2 -g 'http://[fd96:200::1]:$HP6/' | grep -q hello-from-web6"
+check "the IPv6-only binding publishes nothing on IPv4" sh -c "! ip netns exec $NSO curl -s -m 1 http://10.96.200.1:$HP6/"
+docker rm -f web6 >/dev/null 2>&1
+check "IPv6 DNAT element gone with the container" sh -c "! nft list map inet $TABLE ports6_any | grep -q ' . $HP6 :'"
 echo "$FWD6_SAVED" > /proc/sys/net/ipv6/conf/all/forwarding
 docker rm -f a61 a62 b61 q61 q62 i61 >/dev/null 2>&1
 

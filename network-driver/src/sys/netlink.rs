@@ -425,6 +425,15 @@ mod tests {
                         host_ip: Some("192.0.2.1".parse().unwrap()),
                         ..port(3, 18081)
                     },
+                    FwPort {
+                        container_ip: "fd00:99:3::2".parse().unwrap(),
+                        ..port(3, 18083)
+                    },
+                    FwPort {
+                        host_ip: Some("fd00:99:3::1".parse().unwrap()),
+                        container_ip: "fd00:99:3::2".parse().unwrap(),
+                        ..port(3, 18084)
+                    },
                 ],
             ),
             (vec![net(2, true), net(3, false)], vec![port(3, 18082)]),
