@@ -5,6 +5,8 @@
 //!
 //! This module decides nothing: names, order and rollback belong to the service.
 
+/// The recording fake, for tests only (never in the release binary).
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod netlink;
 

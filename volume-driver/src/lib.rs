@@ -3,13 +3,13 @@
 //! start-up reconciliation.
 //!
 //! Layout: [`api`] wire types, [`options`] input validation, [`service`] the logic, [`state`] the
-//! stored records, [`sys`] the OS trait and its fake, [`linux`] the real OS side, [`error`] the
-//! one error enum. This module holds the settings, the plugin wiring and the HTTP handlers, which
+//! stored records, [`sys`] the OS trait with its real side (`sys::real`, also `linux`) and its
+//! test fake, [`error`] the one error enum. This module holds the settings, the plugin wiring and the HTTP handlers, which
 //! only translate between the wire and the service.
 
 pub mod api;
 pub mod error;
-pub mod linux;
+pub use sys::real as linux;
 pub mod options;
 pub mod service;
 pub mod state;
