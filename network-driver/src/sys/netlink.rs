@@ -291,10 +291,21 @@ fn next_seq() -> u32 {
 mod tests {
     use super::*;
 
-    /// Privileged: creates and removes a bridge and a veth pair on this host. Fails (does not
-    /// skip) without CAP_NET_ADMIN.
+    /// Move this test's thread (and every thread and process it starts from now on) into a
+    /// fresh network namespace: the privileged tests below never touch the host's links or
+    /// tables, and whatever they leave behind disappears with the thread. Fails (does not
+    /// skip) without CAP_SYS_ADMIN.
+    fn private_netns() {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .expect("unshare(CLONE_NEWNET) (privileged tests need root)");
+        let ns = |p: &str| std::fs::read_link(p).ok();
+        assert_ne!(ns("/proc/thread-self/ns/net"), ns("/proc/1/ns/net"));
+    }
+
+    /// Privileged: creates and removes a bridge and a veth pair (in a private namespace).
     #[tokio::test]
     async fn real_links_round_trip() {
+        private_netns();
         let sys = NetlinkSys::new().unwrap();
         let tag = format!("obu{}", std::process::id() % 10000);
         let br = format!("{tag}b");
@@ -346,6 +357,7 @@ mod tests {
     /// Privileged: the encoder's batch is accepted by the kernel, then the table is removed.
     #[tokio::test]
     async fn real_firewall_round_trip() {
+        private_netns();
         use crate::firewall::{FwNetwork, FwPort};
         let sys = NetlinkSys::new().unwrap();
         let table = format!("outboard_network_test{}", std::process::id());
@@ -396,6 +408,7 @@ mod tests {
     /// kernel accepting every batch is checked everywhere).
     #[tokio::test]
     async fn incremental_changes_match_a_full_build() {
+        private_netns();
         use crate::firewall::{FwNetwork, FwPort};
         let sys = NetlinkSys::new().unwrap();
         let table = format!("outboard_network_inc{}", std::process::id());
