@@ -5,6 +5,9 @@
 #  2. Through the socket: the release binary in legacy mode on a temporary socket, raw
 #     keep-alive HTTP/1.1 clients (1 and 32), then a /8 filled to 1,000,000 held addresses and
 #     the plugin's RSS.
+#     With IPAM_BENCH_BEFORE=<an older outboard-ipam binary> the same socket run is made first
+#     with that binary, so two versions are compared in one run (e.g. before and after the store
+#     began to fdatasync every group commit: build c5af07f^ into a scratch target dir).
 #  3. Side by side with Docker's built-in IPAM in one private dockerd: median time of
 #     `docker network create` + `docker run` + `docker rm` + `docker network rm`, built-in
 #     default IPAM vs outboard-ipam, and the ratio.
@@ -17,15 +20,22 @@ runs=${IPAM_BENCH_RUNS:-10}
 echo "== 1. in-process"
 cargo bench -q -p ipam-driver --bench ipam 2>/dev/null | grep -v '^$'
 
-echo "== 2. through the socket (legacy mode, durable)"
+echo "== 2. through the socket (legacy mode, durable; state on $(df --output=source /tmp | tail -1))"
 make -s build PLUGINS=ipam >/dev/null 2>&1 || { echo "build failed"; exit 1; }
 tmp=$(mktemp -d /tmp/ob-ipam-bench.XXXXXX)
-LISTEN=unix://$tmp/ipam.sock STATE_DIR=$tmp/state "$bin" 2>"$tmp/log" &
-pid=$!
+pid=
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
-for ((i = 0; i < 500; i++)); do [ -S "$tmp/ipam.sock" ] && break; sleep 0.01; done
-cargo bench -q -p ipam-driver --bench ipam -- --socket "$tmp/ipam.sock" --pid "$pid" 2>/dev/null | grep -v '^$'
-kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null
+socket_bench() { # socket_bench LABEL BINARY: one fresh plugin, the socket phases, stop it
+  echo "-- $1: $2"
+  rm -rf "$tmp/state" "$tmp/ipam.sock"
+  LISTEN=unix://$tmp/ipam.sock STATE_DIR=$tmp/state "$2" 2>"$tmp/log" &
+  pid=$!
+  for ((i = 0; i < 500; i++)); do [ -S "$tmp/ipam.sock" ] && break; sleep 0.01; done
+  cargo bench -q -p ipam-driver --bench ipam -- --socket "$tmp/ipam.sock" --pid "$pid" 2>/dev/null | grep -v '^$'
+  kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null
+}
+if [ -n "${IPAM_BENCH_BEFORE:-}" ]; then socket_bench before "$IPAM_BENCH_BEFORE"; fi
+socket_bench "this tree" "$bin"
 
 echo "== 3. side by side with the built-in IPAM (median of $runs, private dockerd)"
 # shellcheck source=../tests/e2e/lib.sh
