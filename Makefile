@@ -14,13 +14,15 @@ DOCKER        ?= docker
 STATE_ROOT    ?= /var/lib/outboard
 POLICY_DIR    ?= /etc/outboard
 AUDIT_DIR     ?= /var/log/outboard
+# Where `make plugin-install` puts the `outboard` host command (PREFIX/bin/outboard).
+PREFIX        ?= /usr/local
 
 TARGET        := x86_64-unknown-linux-gnu
 RELEASE_DIR   := target/$(TARGET)/release
 BUILD_DIR     := target/plugins
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build rootfs plugin-create plugin-enable plugin-install plugin-uninstall \
+.PHONY: all build rootfs plugin-create plugin-enable plugin-install plugin-uninstall cli-install \
         test unit e2e lint fmt demo bench soak clean fuzz fuzz-smoke
 
 all: build
@@ -30,7 +32,7 @@ all: build
 # features differently and recompile them (minutes); an up-to-date build is a no-op.
 build:
 	RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target $(TARGET) \
-	  -p volume-driver -p network-driver -p ipam-driver -p authz-plugin --bins
+	  -p volume-driver -p network-driver -p ipam-driver -p authz-plugin -p outboard-cli --bins
 
 ## rootfs: one managed-plugin directory per plugin: config.json + rootfs/ (binary + empty dirs)
 rootfs: build
@@ -74,8 +76,13 @@ plugin-enable:
 	  $(DOCKER) plugin enable $$n >/dev/null; echo "enabled $$n"; \
 	done
 
-## plugin-install: build, rootfs, create, enable (re-runnable)
-plugin-install: plugin-create plugin-enable
+## cli-install: the `outboard` host command into PREFIX/bin
+cli-install: build
+	install -D -m 0755 $(RELEASE_DIR)/outboard $(DESTDIR)$(PREFIX)/bin/outboard
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/outboard"
+
+## plugin-install: build, rootfs, create, enable (re-runnable), and the `outboard` command
+plugin-install: plugin-create plugin-enable cli-install
 	@$(DOCKER) plugin ls
 
 ## plugin-uninstall: disable and remove the plugins (state directories on the host are kept)

@@ -45,6 +45,9 @@ pub struct Config {
     pub audit_log: String,
     /// `AUDIT_PLUGIN_LOG`: also write the audit lines to the plugin log (dockerd's log).
     pub audit_plugin_log: bool,
+    /// `AUDIT_MAX_BYTES`: rotate the audit file to `<file>.1` at this size (0: never; use
+    /// logrotate, `create` or `copytruncate`, and/or SIGHUP to reopen).
+    pub audit_max_bytes: u64,
     /// `AUDIT_DENIALS_ONLY`: log only denials and would-denials.
     pub audit_denials_only: bool,
     /// `SELF_PROTECTION`: deny disable/remove/set/upgrade of this plugin.
@@ -65,6 +68,7 @@ impl Default for Config {
             audit: true,
             audit_log: "/audit/audit.log".into(),
             audit_plugin_log: true,
+            audit_max_bytes: 0,
             audit_denials_only: false,
             self_protection: true,
             self_name: "outboard-authz:latest".into(),
@@ -180,7 +184,10 @@ impl common::Plugin for Plugin {
             .map(PathBuf::from);
         let mut plugin = Self::with_sys(
             &ctx.config,
-            Arc::new(RealSys::new(audit, ctx.config.audit_plugin_log)),
+            Arc::new(
+                RealSys::new(audit, ctx.config.audit_plugin_log)
+                    .with_max_bytes(ctx.config.audit_max_bytes),
+            ),
         )?;
         let service = Arc::try_unwrap(plugin.service)
             .map_err(|_| "the service is shared before start")?
@@ -198,6 +205,7 @@ impl common::Plugin for Plugin {
             .route("/outboard/v1/stats", get(stats))
             .route("/outboard/v1/reload", post(reload))
             .with_state(self.service.clone())
+            .merge(service::ops::routes(self.service.clone()))
     }
 
     async fn metrics(&self, w: &mut common::metrics::MetricsText) {
@@ -231,7 +239,8 @@ impl common::Plugin for Plugin {
                 }
                 _ = tick.tick() => false,
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                    tracing::info!("SIGHUP: reloading the policy");
+                    tracing::info!("SIGHUP: reloading the policy, reopening the audit file");
+                    self.service.reopen_audit();
                     true
                 }
             };

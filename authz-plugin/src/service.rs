@@ -550,6 +550,8 @@ fn resolve_shares(mut f: Facts, reg: &Registry) -> Facts {
     f
 }
 
+pub mod ops;
+
 #[cfg(test)]
 mod tests {
     use super::*;

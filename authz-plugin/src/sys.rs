@@ -33,6 +33,8 @@ pub trait Sys: Send + Sync {
     fn flush_log(&self);
     /// Our managed-plugin ID, if it can be learnt.
     fn self_id(&self) -> Option<String>;
+    /// Close the audit file; the next write opens the path again (SIGHUP, after rotation).
+    fn reopen_audit(&self) {}
 }
 
 /// The real filesystem.
@@ -43,6 +45,8 @@ pub struct RealSys {
     file_buf: Mutex<Vec<u8>>,
     log_buf: Mutex<Vec<u8>>,
     plugin_log: bool,
+    /// Rotate the audit file to `<path>.1` once it reaches this size (0: never).
+    max_bytes: u64,
 }
 
 /// Queued plugin-log bytes past which a line flushes at once.
@@ -57,7 +61,25 @@ impl RealSys {
             file_buf: Mutex::new(Vec::new()),
             log_buf: Mutex::new(Vec::new()),
             plugin_log,
+            max_bytes: 0,
         }
+    }
+
+    /// Rotate the audit file to `<path>.1` when it reaches `max_bytes` (0: never).
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+}
+
+/// Whether the open audit file is no longer the one at `path` (logrotate `create` renamed it,
+/// or it was deleted): then the path is opened (created) again. `copytruncate` needs nothing:
+/// the file is O_APPEND, so writes land at its new end.
+fn moved_away(open: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (open.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() != b.dev() || a.ino() != b.ino(),
+        _ => true,
     }
 }
 
@@ -74,6 +96,9 @@ impl RealSys {
         if bytes.is_empty() {
             return Ok(());
         }
+        if guard.as_ref().is_some_and(|f| moved_away(f, path)) {
+            *guard = None;
+        }
         if guard.is_none() {
             *guard = Some(OpenOptions::new().create(true).append(true).open(path)?);
         }
@@ -83,6 +108,24 @@ impl RealSys {
             .unwrap_or(Ok(()));
         if res.is_err() {
             // Reopen next time (the directory may have been replaced).
+            *guard = None;
+        }
+        let full = self.max_bytes > 0
+            && guard
+                .as_ref()
+                .and_then(|f| f.metadata().ok())
+                .is_some_and(|m| m.len() >= self.max_bytes);
+        if full {
+            // Size cap: the full file becomes `<path>.1` (replacing an older one); the next
+            // write starts a new file.
+            let mut rotated = path.as_os_str().to_owned();
+            rotated.push(".1");
+            match std::fs::rename(path, &rotated) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "audit file reached AUDIT_MAX_BYTES: rotated to .1")
+                }
+                Err(e) => tracing::warn!("cannot rotate the audit file: {e}"),
+            }
             *guard = None;
         }
         res
@@ -147,6 +190,14 @@ impl Sys for RealSys {
     fn self_id(&self) -> Option<String> {
         let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
         plugin_id_from_mountinfo(&info)
+    }
+
+    fn reopen_audit(&self) {
+        // Write what is queued to the file it was meant for, then let go of it.
+        if let Err(e) = self.write_file() {
+            tracing::warn!("cannot write the audit file: {e}");
+        }
+        *self.audit.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 

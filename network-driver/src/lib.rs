@@ -12,6 +12,7 @@
 pub mod api;
 pub mod error;
 pub mod firewall;
+pub mod heal;
 pub mod naming;
 pub mod nft;
 pub mod options;
@@ -67,10 +68,15 @@ impl common::Plugin for Plugin {
     }
 
     fn router(self: Arc<Self>) -> axum::Router {
-        router(self.service.clone())
+        router(self.service.clone()).merge(service::ops::routes(self.service.clone()))
+    }
+
+    async fn metrics(&self, w: &mut common::metrics::MetricsText) {
+        self.service.render_metrics(w);
     }
 
     async fn start(self: Arc<Self>) {
+        heal::spawn(self.service.clone());
         match self.service.reconcile().await {
             Ok(r) => tracing::info!(
                 adopted = r.adopted,

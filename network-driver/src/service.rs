@@ -298,10 +298,12 @@ impl<S: Sys> Service<S> {
         };
         match res {
             Ok(()) => {
+                crate::heal::APPLIES_OK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.set_firewall_status(FirewallStatus::Available);
                 Ok(())
             }
             Err(e) => {
+                crate::heal::APPLIES_FAILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.set_firewall_status(FirewallStatus::Unavailable(e.to_string()));
                 Err(NetworkError::sys(format!(
                     "programming nftables table {}",
@@ -1262,3 +1264,5 @@ pub struct ReconcileReport {
     /// Problems that did not stop reconcile.
     pub errors: Vec<String>,
 }
+
+pub mod ops;

@@ -237,7 +237,9 @@ impl Sys for NetlinkSys {
     async fn apply_firewall(&self, rules: &Ruleset) -> Result<(), SysError> {
         let applied = self.fw_applied.clone();
         let rules = rules.clone();
-        tokio::task::spawn_blocking(move || {
+        let table = rules.table.clone();
+        // Named for the send, so the self-healing watcher knows these transactions are ours.
+        tokio::task::spawn_blocking(move || crate::heal::as_firewall_thread(&table, move || {
             let mut last = applied.lock().unwrap_or_else(PoisonError::into_inner);
             let prev = last.take().filter(|p| p.table == rules.table);
             if let Some(prev) = prev {
@@ -259,7 +261,7 @@ impl Sys for NetlinkSys {
             crate::nft::send(&batch, &what)?;
             *last = Some(rules);
             Ok(())
-        })
+        }))
         .await
         .map_err(|e| SysError::Other(format!("firewall task: {e}")))?
     }
@@ -267,9 +269,12 @@ impl Sys for NetlinkSys {
     async fn remove_firewall(&self, table: &str) -> Result<(), SysError> {
         self.forget_firewall();
         let (batch, what) = crate::nft::encode_delete(table, next_seq());
-        tokio::task::spawn_blocking(move || crate::nft::send(&batch, &what))
-            .await
-            .map_err(|e| SysError::Other(format!("firewall task: {e}")))?
+        let table = table.to_string();
+        tokio::task::spawn_blocking(move || {
+            crate::heal::as_firewall_thread(&table, || crate::nft::send(&batch, &what))
+        })
+        .await
+        .map_err(|e| SysError::Other(format!("firewall task: {e}")))?
     }
 
     fn forget_firewall(&self) {

@@ -1,0 +1,134 @@
+//! What an operator asks the authz plugin (`outboard authz check|explain`): compile a policy
+//! text with this very binary's compiler, and say which rule would decide a request and why.
+//! Served on the plugin socket under `/outboard/v1/`; dockerd only ever calls
+//! `/AuthZPlugin.*`, and neither route changes anything.
+
+use serde::{Deserialize, Serialize};
+
+use super::{decode_body, input, Service};
+use crate::api::AuthZRequest;
+use crate::policy::{Effect, Policy};
+
+/// Body of `POST /outboard/v1/policy/check`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CheckRequest {
+    /// The policy file's text.
+    #[serde(rename = "Policy", default)]
+    pub policy: String,
+}
+
+/// Reply of `POST /outboard/v1/policy/check`.
+#[derive(Debug, Serialize)]
+pub struct CheckReply {
+    /// Errors as `line:column: message` (empty when valid).
+    #[serde(rename = "Errors")]
+    pub errors: Vec<String>,
+    /// Number of rules (when valid).
+    #[serde(rename = "Rules")]
+    pub rules: usize,
+    /// The hash the policy would carry (when valid).
+    #[serde(rename = "Hash")]
+    pub hash: String,
+}
+
+/// Reply of `POST /outboard/v1/explain`.
+#[derive(Debug, Serialize)]
+pub struct Explain {
+    /// `allow`, `deny`, or `would-deny` (audit mode).
+    #[serde(rename = "Decision")]
+    pub decision: String,
+    /// The rule (or built-in) that decided.
+    #[serde(rename = "Rule")]
+    pub rule: String,
+    /// The message a denied user would see.
+    #[serde(rename = "Msg")]
+    pub msg: String,
+    /// The route class of the request.
+    #[serde(rename = "Action")]
+    pub action: String,
+    /// Normalised API path.
+    #[serde(rename = "Path")]
+    pub path: String,
+    /// Hash of the policy that was asked.
+    #[serde(rename = "Policy")]
+    pub policy: String,
+}
+
+/// Compile `text` as a policy file.
+pub fn check_policy(text: &str) -> CheckReply {
+    match Policy::compile(text) {
+        Ok(p) => CheckReply {
+            errors: Vec::new(),
+            rules: p.rules.len(),
+            hash: p.hash.clone(),
+        },
+        Err(errors) => CheckReply {
+            errors: errors.iter().map(|e| e.to_string()).collect(),
+            rules: 0,
+            hash: String::new(),
+        },
+    }
+}
+
+impl Service {
+    /// Close the audit file so the next line opens its path again (SIGHUP after rotation).
+    pub fn reopen_audit(&self) {
+        self.sys.reopen_audit();
+    }
+
+    /// How the policy in force decides `req` as an `AuthZReq`, without counting the decision
+    /// or writing an audit line: evaluated on a fresh compile of the same file (so rule hit
+    /// counters stay untouched) when its hash matches the policy in force.
+    pub fn explain(&self, req: &AuthZRequest) -> Explain {
+        let in_force = self.policy();
+        let fresh = self
+            .sys
+            .read_policy(&self.settings.policy_path)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| Policy::compile(&t).ok())
+            .filter(|p| p.hash == in_force.hash);
+        let policy = fresh.as_ref().unwrap_or(&in_force);
+        let body = decode_body(req.request_body.as_deref());
+        let v = policy.evaluate_request(&input(req, body.as_ref()), &self.settings.builtins);
+        let decision = match (v.effect, self.settings.mode) {
+            (Effect::Allow, _) => "allow",
+            (Effect::Deny, super::Mode::Enforce) => "deny",
+            (Effect::Deny, super::Mode::Audit) => "would-deny",
+        };
+        Explain {
+            decision: decision.into(),
+            rule: v.rule.clone(),
+            msg: v.message.clone(),
+            action: v.action.into(),
+            path: v.path.clone(),
+            policy: policy.hash.clone(),
+        }
+    }
+}
+
+/// The operator routes (`/outboard/v1/policy/check`, `/outboard/v1/explain`).
+pub fn routes(service: std::sync::Arc<Service>) -> axum::Router {
+    use axum::extract::State;
+    use axum::routing::post;
+    use common::http::reply;
+    use common::DockerJson;
+    async fn check(DockerJson(r): DockerJson<CheckRequest>) -> axum::response::Response {
+        reply(check_policy(&r.policy))
+    }
+    async fn explain(
+        State(s): State<std::sync::Arc<Service>>,
+        DockerJson(r): DockerJson<AuthZRequest>,
+    ) -> Result<axum::response::Response, common::ApiError> {
+        if r.request_method.is_empty() || r.request_uri.is_empty() {
+            return Err(common::ApiError::bad_request(
+                "RequestMethod and RequestUri are required",
+            ));
+        }
+        Ok(reply(s.explain(&r)))
+    }
+    axum::Router::new()
+        .route("/outboard/v1/policy/check", post(check))
+        .route("/outboard/v1/explain", post(explain))
+        .with_state(service)
+}
