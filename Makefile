@@ -8,7 +8,7 @@
 
 PLUGIN_PREFIX ?= outboard
 TAG           ?= latest
-PLUGINS       ?= volume network ipam authz
+PLUGINS       ?= volume network ipam authz overlay
 DOCKER        ?= docker
 # Host directories behind the plugins' "state" mounts (and the authz policy/audit mounts).
 STATE_ROOT    ?= /var/lib/outboard

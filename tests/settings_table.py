@@ -4,7 +4,7 @@ import json, pathlib
 root = pathlib.Path(__file__).resolve().parent.parent
 print("| plugin | setting | default | meaning |")
 print("|---|---|---|---|")
-for p in ["volume", "network", "ipam", "authz"]:
+for p in ["volume", "network", "overlay", "ipam", "authz"]:
     cfg = json.loads((root / "deploy" / p / "config.json").read_text())
     for e in cfg.get("env", []):
         v = e.get("value")

@@ -16,6 +16,7 @@ pub mod heal;
 pub mod naming;
 pub mod nft;
 pub mod options;
+pub mod overlay;
 pub mod service;
 pub mod state;
 pub mod sys;
