@@ -48,6 +48,8 @@ const NFT_MSG_DELSETELEM: u16 = 14;
 // attributes
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_TABLE_FLAGS: u16 = 2;
+const NFTA_TABLE_USERDATA: u16 = 6;
+const NFT_MSG_GETTABLE: u16 = 1;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
 const NFTA_CHAIN_HOOK: u16 = 4;
@@ -653,6 +655,8 @@ impl Batch {
         a.str(NFTA_TABLE_NAME, name);
         if kind == NFT_MSG_NEWTABLE {
             a.be32(NFTA_TABLE_FLAGS, 0);
+            // Kept from creation on: the mark that says the table is ours (see `table_mark`).
+            a.put(NFTA_TABLE_USERDATA, &table_mark(name));
         }
         let flags = NLM_F_REQUEST
             | NLM_F_ACK
@@ -1056,6 +1060,22 @@ pub fn encode_change(old: &Ruleset, new: &Ruleset, seq: u32) -> Option<Encoded> 
     changed.then(|| b.finish())
 }
 
+/// A table as `nft add table inet NAME` makes it (no mark): someone else's, for tests.
+#[cfg(test)]
+pub fn foreign_table_batch(table: &str) -> Encoded {
+    let mut b = Batch::new(1);
+    let mut a = Attrs::default();
+    a.str(NFTA_TABLE_NAME, table);
+    b.table_in(
+        NFT_MSG_NEWTABLE,
+        table,
+        NFPROTO_INET,
+        a,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE,
+    );
+    b.finish()
+}
+
 /// The batch removing the table (absent: fine).
 pub fn encode_delete(table: &str, seq: u32) -> (Vec<u8>, Vec<(u32, String)>) {
     let mut b = Batch::new(seq);
@@ -1063,6 +1083,100 @@ pub fn encode_delete(table: &str, seq: u32) -> (Vec<u8>, Vec<(u32, String)>) {
     b.table(NFT_MSG_NEWTABLE, table);
     b.table(NFT_MSG_DELTABLE, table);
     b.finish()
+}
+
+/// The mark our tables carry in their userdata: a table of our name without it belongs to
+/// someone else and is never replaced or deleted.
+pub fn table_mark(table: &str) -> Vec<u8> {
+    format!("outboard-network {table}").into_bytes()
+}
+
+/// Whose table `inet <table>` is: `None` when absent, else whether it carries our mark.
+pub fn table_is_ours(table: &str) -> Result<Option<bool>, SysError> {
+    use nix::sys::socket::{
+        bind, recv, send as nl_send, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag,
+        SockProtocol, SockType,
+    };
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkNetFilter,
+    )
+    .map_err(|e| SysError::Other(format!("nftables netlink socket: {e}")))?;
+    bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))
+        .map_err(|e| SysError::Other(format!("nftables netlink bind: {e}")))?;
+    let mut a = Attrs::default();
+    a.str(NFTA_TABLE_NAME, table);
+    let mut msg = Vec::new();
+    let len = (16 + 4 + a.buf.len()) as u32;
+    msg.extend_from_slice(&len.to_ne_bytes());
+    msg.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE).to_ne_bytes());
+    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    msg.extend_from_slice(&1u32.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(&[NFPROTO_INET, 0, 0, 0]);
+    msg.extend_from_slice(&a.buf);
+    nl_send(fd.as_raw_fd(), &msg, MsgFlags::empty()).map_err(|e| SysError::from_errno(e as i32))?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut found = None;
+    // Bounded: the kernel answers with the table (if any) and one NLMSG_ERROR (ack or error).
+    for _ in 0..16 {
+        let n = match recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(SysError::from_errno(e as i32)),
+        };
+        let (table_mark_found, done) = parse_table_reply(&buf[..n], &table_mark(table))?;
+        if let Some(m) = table_mark_found {
+            found = Some(m);
+        }
+        if done {
+            return Ok(found);
+        }
+    }
+    Err(SysError::Other(format!(
+        "nftables: no answer about table {table}"
+    )))
+}
+
+/// One receive buffer of a GETTABLE answer: `(Some(ours?) if the table was in it, finished?)`.
+fn parse_table_reply(mut b: &[u8], mark: &[u8]) -> Result<(Option<bool>, bool), SysError> {
+    let mut table = None;
+    while b.len() >= 16 {
+        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let ty = u16::from_ne_bytes([b[4], b[5]]);
+        if len < 16 || len > b.len() {
+            break;
+        }
+        if ty == NLMSG_ERROR && len >= 20 {
+            let err = i32::from_ne_bytes([b[16], b[17], b[18], b[19]]);
+            return match err {
+                0 => Ok((table, true)),
+                e if -e == libc::ENOENT => Ok((None, true)),
+                e => Err(SysError::from_errno(-e)),
+            };
+        }
+        if ty == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE && len >= 20 {
+            let mut attrs = &b[20..len];
+            let mut ours = false;
+            while attrs.len() >= 4 {
+                let alen = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
+                let aty = u16::from_ne_bytes([attrs[2], attrs[3]]) & !NLA_F_NESTED;
+                if alen < 4 || alen > attrs.len() {
+                    break;
+                }
+                if aty == NFTA_TABLE_USERDATA && &attrs[4..alen] == mark {
+                    ours = true;
+                }
+                attrs = &attrs[((alen + 3) & !3).min(attrs.len())..];
+            }
+            table = Some(ours);
+        }
+        b = &b[((len + 3) & !3).min(b.len())..];
+    }
+    Ok((table, false))
 }
 
 /// Send a batch on a fresh `NETLINK_NETFILTER` socket and collect the kernel's answers. The

@@ -257,6 +257,7 @@ impl Sys for NetlinkSys {
                     Err(e) => tracing::warn!(error = %e, "incremental firewall change failed; rebuilding the table"),
                 }
             }
+            refuse_foreign_table(&rules.table)?;
             let (batch, what) = crate::nft::encode_full(&rules, next_seq());
             crate::nft::send(&batch, &what)?;
             *last = Some(rules);
@@ -271,7 +272,10 @@ impl Sys for NetlinkSys {
         let (batch, what) = crate::nft::encode_delete(table, next_seq());
         let table = table.to_string();
         tokio::task::spawn_blocking(move || {
-            crate::heal::as_firewall_thread(&table, || crate::nft::send(&batch, &what))
+            crate::heal::as_firewall_thread(&table, || {
+                refuse_foreign_table(&table)?;
+                crate::nft::send(&batch, &what)
+            })
         })
         .await
         .map_err(|e| SysError::Other(format!("firewall task: {e}")))?
@@ -282,6 +286,18 @@ impl Sys for NetlinkSys {
             .fw_applied
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+/// Ownership by mark for nftables too: a table under our name that lacks our mark (made by
+/// someone else) is neither rebuilt nor deleted.
+fn refuse_foreign_table(table: &str) -> Result<(), SysError> {
+    match crate::nft::table_is_ours(table)? {
+        Some(false) => Err(SysError::Other(format!(
+            "nftables table inet {table} exists but was not made by this plugin (no \
+             outboard-network mark): left alone; remove or rename it"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -477,5 +493,38 @@ mod tests {
             }
         }
         sys.remove_firewall(&table).await.unwrap();
+    }
+
+    /// Privileged: a table of our name made by someone else (no mark) is neither rebuilt nor
+    /// deleted; ours is recognised by its mark.
+    #[tokio::test]
+    async fn a_foreign_table_under_our_name_is_left_alone() {
+        private_netns();
+        let sys = NetlinkSys::new().unwrap();
+        let table = "outboard_network_foreign".to_string();
+        assert_eq!(crate::nft::table_is_ours(&table).unwrap(), None);
+        let rules = Ruleset {
+            table: table.clone(),
+            networks: vec![crate::firewall::FwNetwork {
+                bridge: "obf0".into(),
+                subnets: vec![],
+                internal: true,
+                icc: false,
+                masquerade: false,
+            }],
+            ports: vec![],
+        };
+        sys.apply_firewall(&rules).await.unwrap();
+        assert_eq!(crate::nft::table_is_ours(&table).unwrap(), Some(true));
+        sys.remove_firewall(&table).await.unwrap();
+        // Someone else's table (as `nft add table inet NAME` makes it: no userdata).
+        let (batch, what) = crate::nft::foreign_table_batch(&table);
+        crate::nft::send(&batch, &what).unwrap();
+        assert_eq!(crate::nft::table_is_ours(&table).unwrap(), Some(false));
+        let e = sys.apply_firewall(&rules).await.unwrap_err().to_string();
+        assert!(e.contains("not made by this plugin"), "{e}");
+        let e = sys.remove_firewall(&table).await.unwrap_err().to_string();
+        assert!(e.contains("not made by this plugin"), "{e}");
+        assert_eq!(crate::nft::table_is_ours(&table).unwrap(), Some(false));
     }
 }
