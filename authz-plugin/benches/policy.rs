@@ -45,6 +45,7 @@ fn bench(c: &mut Criterion) {
         content_type: Some("application/json"),
         content_length: Some("1800"),
         containers: None,
+        host: None,
     };
     let ping = Request {
         method: "HEAD",

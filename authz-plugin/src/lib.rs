@@ -9,6 +9,7 @@
 pub mod api;
 pub mod body;
 pub mod containers;
+pub mod hostfs;
 pub mod metrics;
 pub mod policy;
 pub mod profile;
@@ -58,6 +59,9 @@ pub struct Config {
     pub allow_unknown_routes: bool,
     /// `RELOAD_INTERVAL_MS`: how often the policy file is checked for changes (0: only SIGHUP).
     pub reload_interval_ms: u64,
+    /// `HOST_ROOT`: where the host's `/` is mounted read-only inside the plugin, to resolve bind
+    /// sources (links, `..`) as the kernel will (empty: judge them lexically).
+    pub host_root: String,
 }
 
 impl Default for Config {
@@ -74,6 +78,7 @@ impl Default for Config {
             self_name: "outboard-authz:latest".into(),
             allow_unknown_routes: false,
             reload_interval_ms: 1000,
+            host_root: "/host".into(),
         }
     }
 }
@@ -182,13 +187,22 @@ impl common::Plugin for Plugin {
         let audit = Some(ctx.config.audit_log.trim())
             .filter(|p| !p.is_empty())
             .map(PathBuf::from);
-        let mut plugin = Self::with_sys(
-            &ctx.config,
-            Arc::new(
-                RealSys::new(audit, ctx.config.audit_plugin_log)
-                    .with_max_bytes(ctx.config.audit_max_bytes),
-            ),
-        )?;
+        let mut sys = RealSys::new(audit, ctx.config.audit_plugin_log)
+            .with_max_bytes(ctx.config.audit_max_bytes);
+        let host_root = ctx.config.host_root.trim();
+        if host_root.is_empty() {
+            tracing::warn!(
+                "HOST_ROOT is empty: bind sources are judged lexically (links not followed)"
+            );
+        } else {
+            let root = PathBuf::from(host_root);
+            // A root that is not there makes every bind source unresolvable: denied, not guessed.
+            if !root.join("proc").is_dir() {
+                tracing::error!(root = %root.display(), "HOST_ROOT does not show the host's filesystem: binds will be denied");
+            }
+            sys = sys.with_host_root(root);
+        }
+        let mut plugin = Self::with_sys(&ctx.config, Arc::new(sys))?;
         let service = Arc::try_unwrap(plugin.service)
             .map_err(|_| "the service is shared before start")?
             .with_store(&ctx.store)?;

@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 use crate::body::{parse_strict, path_under, Facts};
 use crate::containers::Containers;
+use crate::hostfs::{self, HostFs};
 use crate::profile::{Level, Profile};
 use crate::route::{self, clean_path, Route};
 
@@ -512,6 +513,8 @@ pub struct Request<'a> {
     pub content_length: Option<&'a str>,
     /// The containers the plugin has seen (`None`: none, every container is unseen).
     pub containers: Option<&'a dyn Containers>,
+    /// The host's filesystem, to resolve bind sources (`None`: judged lexically).
+    pub host: Option<&'a dyn HostFs>,
 }
 
 /// A request classified and its body decoded: the policy-independent half of a decision.
@@ -1018,12 +1021,16 @@ impl Policy {
             .as_ref()
             .map_or(self.default == Effect::Allow, |v| v.effect == Effect::Allow);
         if allows && !exempt && self.profile.active() {
+            let seen = crate::profile::Seen {
+                containers: req.containers,
+                host: req.host,
+            };
             let judged = self
                 .profile
-                .judge(route.action, body, req.containers)
+                .judge(route.action, body, &seen)
                 .and_then(
                     |()| match (TARGET_ACTIONS.contains(&route.action), &route.name) {
-                        (true, Some(x)) => self.profile.judge_target(x, req.containers),
+                        (true, Some(x)) => self.profile.judge_target(x, &seen),
                         _ => Ok(()),
                     },
                 );
@@ -1169,7 +1176,15 @@ fn facts_for(req: &Request<'_>, route: &Route, body: Option<&Value>) -> FactStat
         return FactState::Ready(f.finish());
     }
     let containers = req.containers;
+    let host = req.host;
     let resolve = |mut f: Facts| -> FactState {
+        if let Some(h) = host {
+            // Judge the path the kernel will bind, not the one written; one that cannot be
+            // resolved could be anywhere, so it counts as `/`.
+            for p in &mut f.host_paths {
+                *p = hostfs::resolve(h, p).unwrap_or_else(|_| "/".into());
+            }
+        }
         for x in f.shared_with.clone() {
             let risk = containers.and_then(|c| c.lookup(&x));
             f.absorb(&x, risk.as_ref());

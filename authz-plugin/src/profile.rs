@@ -13,6 +13,16 @@ use serde_json::{Map, Value};
 
 use crate::body::{self, path_under};
 use crate::containers::{Containers, Risk};
+use crate::hostfs::{self, HostFs};
+
+/// What the profile may consult besides the body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seen<'a> {
+    /// The containers the plugin has seen.
+    pub containers: Option<&'a dyn Containers>,
+    /// The host's filesystem, to resolve bind sources (`None`: judged lexically).
+    pub host: Option<&'a dyn HostFs>,
+}
 
 /// Which profile a policy enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -298,28 +308,25 @@ impl Profile {
     /// Judge the body of `action`; `Err` names the first field the profile refuses. Actions the
     /// profile does not cover pass. A covered action without a body passes only when the body
     /// could not carry anything (the caller denies bodies that were sent but not forwarded).
-    pub fn judge(
-        &self,
-        action: &str,
-        body: Option<&Value>,
-        containers: Option<&dyn Containers>,
-    ) -> Verdict {
+    pub fn judge(&self, action: &str, body: Option<&Value>, seen: &Seen<'_>) -> Verdict {
         Judge {
             p: self,
-            containers,
+            containers: seen.containers,
+            host: seen.host,
         }
         .judge(action, body)
     }
 
     /// Judge the container an exec, attach or archive request acts on: its recorded facts must
     /// satisfy the profile, and an unseen container fails closed.
-    pub fn judge_target(&self, reference: &str, containers: Option<&dyn Containers>) -> Verdict {
+    pub fn judge_target(&self, reference: &str, seen: &Seen<'_>) -> Verdict {
         if !self.active() {
             return Ok(());
         }
         Judge {
             p: self,
-            containers,
+            containers: seen.containers,
+            host: seen.host,
         }
         .shared("the container acted on", reference)
     }
@@ -382,6 +389,7 @@ impl Profile {
 struct Judge<'a> {
     p: &'a Profile,
     containers: Option<&'a dyn Containers>,
+    host: Option<&'a dyn HostFs>,
 }
 
 impl std::ops::Deref for Judge<'_> {
@@ -614,19 +622,30 @@ impl Judge<'_> {
     }
 
     /// A host path bound into a container: under an allowed root, read-only unless writable.
+    /// Judged on the path the kernel will bind (links resolved on the host when the plugin can
+    /// see it); roots are bound read-only unless the policy marks them writable.
     fn host_bind(&self, here: &str, path: &str, read_only: bool) -> Verdict {
-        let p = body::host_path(path);
+        let written = body::host_path(path);
+        let p = match self.host {
+            Some(h) => hostfs::resolve(h, &written)
+                .map_err(|why| format!("{}: bind source {written:?}: {why}", display(here)))?,
+            None => written.clone(),
+        };
+        let shown = if p == written {
+            format!("{p:?}")
+        } else {
+            format!("{written:?} (which resolves to {p:?} on the host)")
+        };
         let root = self.bind_roots.iter().find(|r| path_under(&p, r));
         match root {
             None => Err(format!(
-                "{}: bind of host path {p:?} is outside the allowed roots",
+                "{}: bind of host path {shown} is outside the allowed roots",
                 display(here)
             )),
             Some(_) if read_only => Ok(()),
-            Some(_) if self.level != Level::Restricted => Ok(()),
             Some(_) if self.writable_roots.iter().any(|r| path_under(&p, r)) => Ok(()),
             Some(_) => Err(format!(
-                "{}: bind of host path {p:?} must be read-only",
+                "{}: bind of host path {shown} must be read-only (its root is not writable)",
                 display(here)
             )),
         }

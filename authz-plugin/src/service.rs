@@ -12,6 +12,7 @@ use base64::Engine;
 use crate::api::{AuthZRequest, AuthZResponse, RuleStats, Stats};
 use crate::body::{parse_strict, Facts};
 use crate::containers::{Containers, Record, Registry, Risk};
+use crate::hostfs::{self, HostFs};
 use crate::policy::{Builtins, Effect, Policy, Request, Verdict, BUILTINS};
 use crate::route;
 use crate::sys::{Stamp, Sys};
@@ -239,6 +240,7 @@ impl Service {
         let reg = self.containers.read().unwrap_or_else(|p| p.into_inner());
         let mut input = input(req, body.as_ref());
         input.containers = Some(&*reg);
+        input.host = self.sys.host_fs();
         let v = policy.evaluate_request(&input, &self.settings.builtins);
         drop(reg);
         self.finish("request", req, &policy, &v, true)
@@ -296,7 +298,7 @@ impl Service {
                         ..Default::default()
                     },
                 };
-                let risk = Risk::of(&resolve_shares(facts, &reg));
+                let risk = Risk::of(&resolve_shares(facts, &reg, self.sys.host_fs()));
                 let (rec, evicted) = reg.insert(id, &first("name").unwrap_or_default(), risk);
                 put.push(rec);
                 gone = evicted;
@@ -324,7 +326,7 @@ impl Service {
                     hc.remove("cgroupnsmode");
                 }
                 let facts = Facts::from_body("container.create", &reply);
-                let mut risk = Risk::of(&resolve_shares(facts, &reg));
+                let mut risk = Risk::of(&resolve_shares(facts, &reg, self.sys.host_fs()));
                 // Facts never go away: keep what the create request asked for too.
                 if let Some(old) = reg.resolve(id) {
                     risk = risk.union(&old.risk);
@@ -537,12 +539,19 @@ fn input<'a>(req: &'a AuthZRequest, body: Option<&'a Result<Vec<u8>, String>>) -
         content_type: req.header("Content-Type"),
         content_length: req.header("Content-Length"),
         containers: None,
+        host: None,
     }
 }
 
-/// A container's facts with the containers it shares taken on (transitively: their records
-/// already hold what they shared).
-fn resolve_shares(mut f: Facts, reg: &Registry) -> Facts {
+/// A container's facts with its host paths resolved and the containers it shares taken on
+/// (transitively: their records already hold what they shared).
+fn resolve_shares(mut f: Facts, reg: &Registry, host: Option<&dyn HostFs>) -> Facts {
+    if let Some(h) = host {
+        // Record the paths the kernel bound (as the request was judged), `/` if unresolvable.
+        for p in &mut f.host_paths {
+            *p = hostfs::resolve(h, p).unwrap_or_else(|_| "/".into());
+        }
+    }
     for x in f.shared_with.clone() {
         let risk = reg.lookup(&x);
         f.absorb(&x, risk.as_ref());

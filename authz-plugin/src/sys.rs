@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use crate::hostfs::{HostFs, RealHostFs};
+
 /// Identity of one version of the policy file (changes when the file is edited or replaced).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
@@ -35,6 +37,10 @@ pub trait Sys: Send + Sync {
     fn self_id(&self) -> Option<String>;
     /// Close the audit file; the next write opens the path again (SIGHUP, after rotation).
     fn reopen_audit(&self) {}
+    /// The host's filesystem, read-only, to resolve bind sources (`None`: not mounted).
+    fn host_fs(&self) -> Option<&dyn HostFs> {
+        None
+    }
 }
 
 /// The real filesystem.
@@ -47,6 +53,7 @@ pub struct RealSys {
     plugin_log: bool,
     /// Rotate the audit file to `<path>.1` once it reaches this size (0: never).
     max_bytes: u64,
+    host: Option<RealHostFs>,
 }
 
 /// Queued plugin-log bytes past which a line flushes at once.
@@ -62,12 +69,19 @@ impl RealSys {
             log_buf: Mutex::new(Vec::new()),
             plugin_log,
             max_bytes: 0,
+            host: None,
         }
     }
 
     /// Rotate the audit file to `<path>.1` when it reaches `max_bytes` (0: never).
     pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Resolve bind sources against the host's `/` seen at `root`.
+    pub fn with_host_root(mut self, root: PathBuf) -> Self {
+        self.host = Some(RealHostFs::new(root));
         self
     }
 }
@@ -198,6 +212,10 @@ impl Sys for RealSys {
             tracing::warn!("cannot write the audit file: {e}");
         }
         *self.audit.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn host_fs(&self) -> Option<&dyn HostFs> {
+        self.host.as_ref().map(|h| h as &dyn HostFs)
     }
 }
 

@@ -3,6 +3,7 @@
 //! `make plugin-install` installs. All mismatches are reported at once.
 
 use authz_plugin::containers::{Registry, Risk};
+use authz_plugin::hostfs::{Entry, MapFs};
 use authz_plugin::policy::{Builtins, Effect, Policy, Request};
 use base64::Engine;
 use serde::Deserialize;
@@ -78,9 +79,30 @@ fn seen() -> Registry {
     r
 }
 
+/// The host's filesystem the corpus runs against: links planted under the allowed root
+/// (`hostfs.json`: path, kind, link target; the oracle e2e test plants the same links on the
+/// real host).
+fn host() -> MapFs {
+    let table: Vec<(String, String, Option<String>)> =
+        match serde_json::from_str(include_str!("hostfs.json")) {
+            Ok(t) => t,
+            Err(e) => panic!("hostfs.json: {e}"),
+        };
+    MapFs {
+        entries: table
+            .into_iter()
+            .map(|(path, kind, target)| match (kind.as_str(), target) {
+                ("link", Some(t)) => (path, Entry::Link(t)),
+                _ => (path, Entry::Other),
+            })
+            .collect(),
+    }
+}
+
 #[test]
 fn corpus_decisions_match() {
     let seen = seen();
+    let host = host();
     let policy = example_policy();
     let builtins = Builtins {
         self_names: vec!["outboard-authz:latest".into(), "outboard-authz".into()],
@@ -113,6 +135,7 @@ fn corpus_decisions_match() {
             content_type: row.content_type.as_deref(),
             content_length: row.content_length.as_deref(),
             containers: Some(&seen),
+            host: Some(&host),
         };
         let v = policy.evaluate_request(&req, &builtins);
         let want = match row.expect.as_str() {

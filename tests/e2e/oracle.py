@@ -4,12 +4,15 @@
   oracle.py requests CORPUS            print one line per create body to send: kind<TAB>json
   oracle.py judge-container INSPECT    exit 1 (and say why) when dockerd applied something dangerous
   oracle.py judge-volume INSPECT       the same for a volume
+  oracle.py plant HOSTFS_JSON          create the table's links and directories under
+                                       /srv/containers (nothing elsewhere); print what was made
 
 What counts as dangerous is what dockerd actually applied (docker inspect), judged independently
 of the plugin's code: privileges, capabilities beyond Docker's default set, host namespaces,
 relaxed confinement, unmasked paths, devices, host binds outside /srv/containers, unsafe sysctls,
 local volumes that mount a device, a kernel filesystem or a host path outside /srv/containers.
 """
+import os
 import json
 import posixpath
 import sys
@@ -32,6 +35,12 @@ ROOT = "/srv/containers"
 def under_root(p):
     p = "/" + posixpath.normpath("/" + p).lstrip("/")
     return p == ROOT or p.startswith(ROOT + "/")
+
+
+def host_under_root(p):
+    # What the kernel bound: the source with every link followed on this host (the test plants
+    # links under the root, authz-plugin/tests/hostfs.json).
+    return under_root(os.path.realpath("/" + posixpath.normpath("/" + p).lstrip("/")))
 
 
 def danger_container(c):
@@ -60,11 +69,14 @@ def danger_container(c):
         why.append("devices")
     for b in hc.get("Binds") or []:
         parts = b.split(":")
-        if len(parts) >= 2 and parts[0].startswith("/") and not under_root(parts[0]):
+        if len(parts) >= 2 and parts[0].startswith("/") and not host_under_root(parts[0]):
             why.append("bind " + parts[0])
     for m in c.get("Mounts") or []:
-        if m.get("Type") == "bind" and not under_root(m.get("Source", "")):
+        if m.get("Type") == "bind" and not host_under_root(m.get("Source", "")):
             why.append("bind mount " + m.get("Source", ""))
+        elif m.get("Type") == "bind" and m.get("RW"):
+            # A writable root lets the container plant links that later binds follow.
+            why.append("writable bind mount " + m.get("Source", ""))
     for k in (hc.get("Sysctls") or {}):
         if k not in SAFE_SYSCTLS:
             why.append("sysctl " + k)
@@ -85,14 +97,14 @@ def danger_volume(v):
         o = v.get("Options") or {}
         for k in ("path", "device", "source"):
             p = o.get(k, "")
-            if p.startswith("/") and not under_root(p):
+            if p.startswith("/") and not host_under_root(p):
                 why.append(f"{v.get('Driver')} {k}={p}")
         return why
     o = v.get("Options") or {}
     kind, opt, dev = o.get("type", ""), o.get("o", ""), o.get("device", "")
     flags = [f.strip() for f in opt.split(",")]
     if any(f in ("bind", "rbind", "remount", "move") for f in flags):
-        if not (dev.startswith("/") and under_root(dev)):
+        if not (dev.startswith("/") and host_under_root(dev)):
             why.append("bind of " + dev)
     elif kind in ("", "tmpfs") and (kind == "tmpfs" or not dev):
         pass
@@ -105,8 +117,27 @@ def danger_volume(v):
     return why
 
 
+def plant(table):
+    made = []
+    for path, kind, target in json.load(open(table)):
+        if not path.startswith(ROOT + "/") or os.path.lexists(path):
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if kind == "link":
+            os.symlink(target, path)
+        elif kind == "dir":
+            os.makedirs(path)
+        else:
+            continue
+        made.append(path)
+    print("\n".join(made))
+    return 0
+
+
 def main():
     cmd = sys.argv[1]
+    if cmd == "plant":
+        return plant(sys.argv[2])
     if cmd == "requests":
         n = 0
         for line in open(sys.argv[2]):

@@ -100,7 +100,21 @@ check "volume ls passes" docker volume ls
 check "volume create/rm passes" sh -c "docker volume create plain >/dev/null && docker volume rm plain >/dev/null"
 srv_made=; [ -d /srv/containers ] || { mkdir -p /srv/containers; srv_made=1; }
 mkdir -p /srv/containers/ob-e2e-$$
-check "allowed bind (/srv/containers) passes" docker run --rm -v /srv/containers/ob-e2e-$$:/x "$IMAGE" true
+check "read-only bind of the allowed root passes" docker run --rm -v /srv/containers/ob-e2e-$$:/x:ro "$IMAGE" true
+expect_fail "writable bind of the allowed root denied (roots are read-only)" "$DENIED: field hostconfig.binds: bind of host path \"/srv/containers/ob-e2e-$$\" must be read-only" \
+  docker run --rm -v /srv/containers/ob-e2e-$$:/x "$IMAGE" true
+# A link planted in the allowed root (as a container with a writable root could): the kernel
+# would bind its target; the plugin resolves it on the host (the read-only hostfs mount).
+ln -s /etc /srv/containers/ob-link-$$
+ln -s ob-e2e-$$ /srv/containers/ob-inside-$$
+expect_fail "bind of a planted link to /etc denied" "$DENIED: bind mounts of host paths outside" \
+  docker run --rm -v /srv/containers/ob-link-$$:/x:ro "$IMAGE" true
+expect_fail "bind below a planted link denied" "$DENIED: bind mounts of host paths outside" \
+  docker run --rm --mount type=bind,src=/srv/containers/ob-link-$$/hostname,dst=/x,readonly "$IMAGE" true
+expect_fail "local volume binding a planted link denied" "$DENIED: bind mounts of host paths outside" \
+  docker volume create -o type=none -o o=bind -o device=/srv/containers/ob-link-$$ linkvol
+check "bind of a link that stays inside the root passes" docker run --rm -v /srv/containers/ob-inside-$$:/x:ro "$IMAGE" true
+rm -f /srv/containers/ob-link-$$ /srv/containers/ob-inside-$$
 rmdir /srv/containers/ob-e2e-$$; [ -n "$srv_made" ] && rmdir /srv/containers
 check "anonymous volume bind (-v /data) passes" docker run --rm -v /data "$IMAGE" true
 check "tmpfs local volume with device=tmpfs passes" sh -c "docker volume create -o type=tmpfs -o device=tmpfs -o o=size=8m tv >/dev/null && docker volume rm tv >/dev/null"

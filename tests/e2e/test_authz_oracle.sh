@@ -24,6 +24,12 @@ set_daemon_authz() {
 check "audit mode" sh -c "docker plugin disable $N >/dev/null && docker plugin set $N MODE=audit && docker plugin enable $N >/dev/null"
 check "authz on" set_daemon_authz on
 
+# Links planted under the allowed root, as in the corpus (authz-plugin/tests/hostfs.json): the
+# kernel follows them when dockerd binds, the plugin resolves them on the host.
+srv_made=; [ -d /srv/containers ] || srv_made=1
+$ORACLE plant "$E2E_ROOT/authz-plugin/tests/hostfs.json" > "$E2E_DIR/planted"
+log "planted under /srv/containers: $(tr '\n' ' ' < "$E2E_DIR/planted")"
+
 # What a plain container gets from this daemon: the oracle's baseline.
 docker create --name orcbase "$IMAGE" true >/dev/null && docker inspect orcbase > "$E2E_DIR/base" && docker rm orcbase >/dev/null
 created=0 dangerous=0 judged=0
@@ -63,4 +69,8 @@ for n in "${!VERDICT[@]}"; do
 done
 log "$judged dangerous effective settings, each checked against the plugin's audit decision"
 check "authz off at the end" set_daemon_authz off
+# Remove what was planted, and the root itself when this test made it (dockerd creates missing
+# bind sources under it).
+while read -r p; do [ -n "$p" ] && { [ -L "$p" ] && rm -f "$p" || rmdir "$p" 2>/dev/null; }; done < "$E2E_DIR/planted"
+[ -n "$srv_made" ] && rm -rf /srv/containers
 check "daemon usable without authz" docker run --rm "$IMAGE" true

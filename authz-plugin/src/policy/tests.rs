@@ -100,6 +100,7 @@ fn req<'a>(method: &'a str, uri: &'a str, body: Option<&'a str>) -> Request<'a> 
         content_type: body.map(|_| "application/json"),
         content_length: None,
         containers: None,
+        host: None,
     }
 }
 
