@@ -80,7 +80,7 @@ pub struct PolicySpec {
     /// Host path roots the profile lets containers bind (read-only under `restricted`).
     #[serde(default)]
     pub bind_roots: Vec<String>,
-    /// Of `bind_roots`, those that may be bound writable under `restricted`.
+    /// Of `bind_roots`, those that may be bound writable (the others only read-only).
     #[serde(default)]
     pub writable_bind_roots: Vec<String>,
     /// The rules, first match wins.

@@ -3,7 +3,8 @@
 //! this plugin does not know that holds a non-zero value is refused (future API fields fail
 //! closed). Modelled on the Kubernetes Pod Security Standards: `baseline` refuses the known
 //! privilege escalations, `restricted` also refuses added capabilities other than
-//! `NET_BIND_SERVICE` and writable host binds.
+//! `NET_BIND_SERVICE`. Under both, host binds (resolved on the host, [`crate::hostfs`]) must lie
+//! under an allowed root and be read-only unless their root is marked writable.
 //!
 //! Input is the body as [`crate::body::parse_strict`] decodes it: struct field names folded the
 //! way Go's `encoding/json` matches them, map keys as sent. Pure: no files, no state.
@@ -33,8 +34,7 @@ pub enum Level {
     None,
     /// Known privilege escalations refused, unknown fields refused.
     Baseline,
-    /// Baseline, plus only `NET_BIND_SERVICE` may be added and host binds must be read-only
-    /// unless their root is marked writable.
+    /// Baseline, plus only `NET_BIND_SERVICE` may be added.
     Restricted,
 }
 
