@@ -28,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
         for (action, _, _) in ROUTES {
             let _ = Facts::from_body(action, &v);
             for s in common::services() {
-                let _ = s.policy().profile.judge(action, Some(&v), None);
+                let _ = s
+                    .policy()
+                    .profile
+                    .judge(action, Some(&v), &Default::default());
             }
         }
     }

@@ -48,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
                         content_type: (!body.is_empty()).then_some("application/json"),
                         content_length: None,
                         containers: None,
+                        host: None,
                     };
                     let _ = p.evaluate_request(&req, &Builtins::default());
                     let _ = p.evaluate_response(&req);
