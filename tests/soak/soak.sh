@@ -313,8 +313,14 @@ fault_fulldisk() { # fill the IPAM plugin's state tmpfs: writes refused clearly,
     { "${E2E_NSENTER[@]}" rm -f "$fill"; breach "reads not served with the disk full"; }
   "${E2E_NSENTER[@]}" rm -f "$fill"
   # Space is back: the plugin takes writes again (bounded wait), the soak pool goes.
-  retry 50 sh -c "curl -sf --unix-socket '$sock' -X POST -d '{\"PoolID\":\"$pool\",\"Options\":{}}' http://x/IpamDriver.RequestAddress" ||
-    breach "no recovery once space returned: $(curl -s --unix-socket "$sock" -X POST -d "{\"PoolID\":\"$pool\",\"Options\":{}}" http://x/IpamDriver.RequestAddress)"
+  if ! retry 50 sh -c "curl -sf --unix-socket '$sock' -X POST -d '{\"PoolID\":\"$pool\",\"Options\":{}}' http://x/IpamDriver.RequestAddress"; then
+    out=$(curl -s --unix-socket "$sock" -X POST -d "{\"PoolID\":\"$pool\",\"Options\":{}}" http://x/IpamDriver.RequestAddress)
+    # Whether a restart of the plugin is the way out, for the breach report.
+    docker plugin disable -f "$I" >/dev/null; docker plugin enable "$I" >/dev/null
+    local after="no"
+    retry 50 sh -c "curl -sf --unix-socket '$(ipam_sock)' -X POST -d '{\"PoolID\":\"$pool\",\"Options\":{}}' http://x/IpamDriver.RequestAddress" && after="yes"
+    breach "no recovery once space returned: $out (after docker plugin disable -f + enable, writes work: $after)"
+  fi
   out=$(curl -s -w ' %{http_code}' --unix-socket "$sock" -X POST -d "{\"PoolID\":\"$pool\"}" http://x/IpamDriver.ReleasePool)
   case "$out" in *" 200") ;; *) breach "cannot release the soak pool: $out" ;; esac
   n=sfull$SEQ-r; SEQ=$((SEQ + 1))
