@@ -723,27 +723,25 @@ impl Batch {
 
     /// A regular chain (no hook): reached only through a map element.
     fn regular_chain(&mut self, table: &str, name: &str) {
-        let mut a = Attrs::default();
-        a.str(NFTA_CHAIN_TABLE, table).str(NFTA_CHAIN_NAME, name);
-        self.msg(
-            NFT_MSG_NEWCHAIN,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE,
-            NFPROTO_INET,
-            a,
-            &format!("add chain {name}"),
-        );
+        let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
+        self.chain_msg(NFT_MSG_NEWCHAIN, flags, table, name, "add");
     }
 
     /// Delete a chain and its rules (its map element must be gone first, same batch).
     fn del_chain(&mut self, table: &str, name: &str) {
+        let flags = NLM_F_REQUEST | NLM_F_ACK;
+        self.chain_msg(NFT_MSG_DELCHAIN, flags, table, name, "delete");
+    }
+
+    fn chain_msg(&mut self, kind: u16, flags: u16, table: &str, name: &str, verb: &str) {
         let mut a = Attrs::default();
         a.str(NFTA_CHAIN_TABLE, table).str(NFTA_CHAIN_NAME, name);
         self.msg(
-            NFT_MSG_DELCHAIN,
-            NLM_F_REQUEST | NLM_F_ACK,
+            kind,
+            flags,
             NFPROTO_INET,
             a,
-            &format!("delete chain {name}"),
+            &format!("{verb} chain {name}"),
         );
     }
 
