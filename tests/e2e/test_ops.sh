@@ -11,7 +11,10 @@ e2e_start
 e2e_install volume network ipam authz
 PROM="python3 $(dirname "$0")/promcheck.py"
 
-sock() { echo "/run/docker/plugins/$(plugin_id "$PREFIX-$1:latest")/outboard-$1.sock"; }
+# Sockets live where this daemon puts them (26.1: its private mount namespace's /run, seen
+# from here through $E2E_PLUGIN_DIR); the `outboard` command is pointed there the same way.
+export OUTBOARD_PLUGIN_ROOT=$E2E_PLUGIN_DIR
+sock() { echo "$E2E_PLUGIN_DIR/$(plugin_id "$PREFIX-$1:latest")/outboard-$1.sock"; }
 scrape() { curl -sf --unix-socket "$(sock "$1")" http://x/metrics; }
 metric() { local p=$1; shift; scrape "$p" | $PROM "$@"; }
 
