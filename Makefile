@@ -107,12 +107,12 @@ unit:
 
 ## e2e: end-to-end tests against private daemons, every test on each of E2E_DOCKERDS: 20.10
 ## (Debian 12's docker.io, installed if missing) and 26.1 (Debian 13's, fetched into
-## target/dockerd-26, never installed). One daemon: make e2e E2E_DOCKERDS=26.1
+## target/dockerd-26, never installed). The passes run at the same time, the second in its own
+## network namespace (tests/e2e/all.sh); E2E_SERIAL=1 runs them one after another.
+## One daemon: make e2e E2E_DOCKERDS=26.1
 E2E_DOCKERDS  ?= 20.10 26.1
 e2e: rootfs
-	@rc=0; for d in $(E2E_DOCKERDS); do \
-	  echo "##### e2e on dockerd $$d"; DOCKERD=$$d bash tests/e2e/run.sh || rc=1; \
-	done; exit $$rc
+	bash tests/e2e/all.sh $(E2E_DOCKERDS)
 
 ## test: everything CI runs
 test: lint unit fuzz-smoke e2e

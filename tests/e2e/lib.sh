@@ -82,6 +82,8 @@ e2e_install_packages() {
   command -v dockerd >/dev/null || need+=(docker.io containerd runc)
   [ -x /bin/busybox ] || need+=(busybox-static)
   command -v curl >/dev/null || need+=(curl)
+  command -v jq >/dev/null || need+=(jq)
+  command -v strace >/dev/null || need+=(strace)
   command -v ip >/dev/null || need+=(iproute2)
   command -v iptables >/dev/null || need+=(iptables)
   command -v nft >/dev/null || need+=(nftables)
