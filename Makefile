@@ -19,7 +19,8 @@ PREFIX        ?= /usr/local
 
 TARGET        := x86_64-unknown-linux-gnu
 RELEASE_DIR   := target/$(TARGET)/release
-BUILD_DIR     := target/plugins
+# Where `make rootfs` assembles the plugin directories; parallel test passes each use their own.
+BUILD_DIR     ?= target/plugins
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: all build rootfs plugin-create plugin-enable plugin-install plugin-uninstall cli-install \

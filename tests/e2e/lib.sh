@@ -221,7 +221,8 @@ e2e_start() {
 # e2e_install [plugin...]: make plugin-install into the private daemon (state under $E2E_DIR).
 e2e_install() {
   local plugins="$*"
-  make -s -C "$E2E_ROOT" plugin-create plugin-enable PLUGINS="$plugins" \
+  # BUILD_DIR of its own: a parallel pass's `make rootfs` must not delete this one's rootfs.
+  make -s -C "$E2E_ROOT" plugin-create plugin-enable PLUGINS="$plugins" BUILD_DIR="$E2E_DIR/plugins" \
     STATE_ROOT="$E2E_DIR/state" POLICY_DIR="$E2E_DIR/policy" AUDIT_DIR="$E2E_DIR/audit" \
     DOCKER="$DOCKER_BIN" >&2
 }

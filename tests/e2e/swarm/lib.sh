@@ -107,7 +107,7 @@ sw_image() {
 # under the node's own directory.
 sw_install() {
   local i=$1; shift
-  make -s -C "$E2E_ROOT" plugin-create plugin-enable PLUGINS="$*" \
+  make -s -C "$E2E_ROOT" plugin-create plugin-enable PLUGINS="$*" BUILD_DIR="$SW_DIR/plugins" \
     STATE_ROOT="$SW_DIR/n$i/state" POLICY_DIR="$SW_DIR/n$i/policy" AUDIT_DIR="$SW_DIR/n$i/audit" \
     DOCKER="$DOCKER_BIN -H unix://$SW_DIR/n$i/docker.sock" >/dev/null 2>&1
 }
@@ -141,7 +141,7 @@ sw_up() {
   for i in "${SW_NODES[@]}"; do sw_wait_node "$i" || exit 1; done
   sw_image || { log "image import failed"; exit 1; }
   if [ $# -gt 0 ]; then
-    make -s -C "$E2E_ROOT" rootfs >/dev/null || { log "make rootfs failed"; exit 1; }
+    make -s -C "$E2E_ROOT" rootfs BUILD_DIR="$SW_DIR/plugins" >/dev/null || { log "make rootfs failed"; exit 1; }
     for i in "${SW_NODES[@]}"; do sw_install "$i" "$@" || { log "plugin install on node $i failed"; exit 1; }; done
   fi
   sw_form || { log "swarm did not form"; dk 1 node ls >&2; exit 1; }
