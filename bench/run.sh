@@ -2,7 +2,7 @@
 # Run every benchmark: start-up/RSS, then each plugin's side-by-side script if present.
 set -u
 cd "$(dirname "$0")"
-for b in startup.sh volume.sh network.sh ipam.sh authz.sh; do
+for b in startup.sh volume.sh network.sh ipam.sh authz.sh swarm.sh; do
   [ -f "$b" ] || continue
   echo "=== bench/$b"
   bash "$b" || echo "=== bench/$b failed"
