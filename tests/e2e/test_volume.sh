@@ -15,7 +15,8 @@ ln -s "$BIND_NO" "$BIND_OK/escape"
 
 sock() { echo "$E2E_PLUGIN_DIR/$(plugin_id $P)/outboard-volume.sock"; }
 # call METHOD JSON: talk to the plugin directly (what dockerd would send).
-call() { curl -s --unix-socket "$(sock)" -X POST -d "$2" "http://p/VolumeDriver.$1"; }
+# curl errors go to stdout too, so a failed call shows why in the check that reads it.
+call() { curl -sS --max-time 60 --unix-socket "$(sock)" -X POST -d "$2" "http://p/VolumeDriver.$1" 2>&1; }
 status() { docker volume inspect -f '{{json .Status}}' "$1"; }
 run() { docker run --rm "$@" 2>/dev/null; }
 
@@ -71,8 +72,8 @@ check "v1 gone from volume ls" sh -c "! docker volume ls -q | grep -qx v1"
 check "create acct" docker volume create -d $P acct
 mp=$(call Mount '{"Name":"acct","ID":"aaa"}')
 expect_contains "Mount answers a path under the propagatedMount" '"Mountpoint":"/mnt/volumes/acct"' "$mp"
-call Mount '{"Name":"acct","ID":"aaa"}' >/dev/null
-call Mount '{"Name":"acct","ID":"bbb"}' >/dev/null
+expect_contains "the same ID mounts again" '"Mountpoint":"/mnt/volumes/acct"' "$(call Mount '{"Name":"acct","ID":"aaa"}')"
+expect_contains "a second caller mounts" '"Mountpoint":"/mnt/volumes/acct"' "$(call Mount '{"Name":"acct","ID":"bbb"}')"
 expect_contains "repeated ID counts as another reference" '"Mounts":3' "$(status acct)"
 expect_eq "Unmount of an unknown ID succeeds" "{}" "$(call Unmount '{"Name":"acct","ID":"zzz"}')"
 call Unmount '{"Name":"acct","ID":"aaa"}' >/dev/null
