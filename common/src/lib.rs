@@ -93,7 +93,12 @@ pub fn main<P: Plugin>() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logging::init(&loaded.runtime);
+    // The plugin type's path starts with its crate (`ipam_driver::IpamPlugin`).
+    let plugin_crate = std::any::type_name::<P>()
+        .split("::")
+        .next()
+        .unwrap_or("outboard");
+    logging::init(&loaded.runtime, plugin_crate);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -6,10 +6,13 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogFormat, RuntimeConfig};
 
 /// Install the global subscriber. Safe to call twice (the second call is a no-op).
-pub fn init(rt: &RuntimeConfig) {
+/// `plugin_crate` is the calling plugin's crate (its log target), so `common` names no plugin.
+pub fn init(rt: &RuntimeConfig, plugin_crate: &str) {
     let level = if rt.debug { "debug" } else { "info" };
-    // Our crates at `level`; noisy dependencies stay at warn.
-    let filter = EnvFilter::new(format!("warn,common={level},volume_driver={level},network_driver={level},ipam_driver={level},authz_plugin={level},audit=info"));
+    // This crate and the plugin's at `level`; noisy dependencies stay at warn.
+    let filter = EnvFilter::new(format!(
+        "warn,common={level},{plugin_crate}={level},audit=info"
+    ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

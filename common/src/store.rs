@@ -1,4 +1,4 @@
-//! A small typed store over sled: named trees of serde values (JSON-encoded), transactions,
+//! A small typed store over sled: named trees of serde values (JSON-encoded), raw byte trees,
 //! a schema version, and a group-commit `flush` so concurrent requests share one fsync.
 //!
 //! Durability guarantee: when [`Store::flush`] returns `Ok`, every write made before the call is
@@ -220,98 +220,11 @@ impl Store {
         self.inner.sync()
     }
 
-    /// Run `f` atomically over several trees (sled transaction; retried on conflict).
-    pub fn transaction<R, E, F>(&self, trees: &[&sled::Tree], f: F) -> Result<R, TxError<E>>
-    where
-        F: Fn(&[sled::transaction::TransactionalTree]) -> Result<R, TxAbort<E>>,
-    {
-        use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-        let owned: Vec<sled::Tree> = trees.iter().map(|t| (*t).clone()).collect();
-        let res = owned.as_slice().transaction(|txs| {
-            f(txs).map_err(|e| match e {
-                TxAbort::Abort(e) => ConflictableTransactionError::Abort(TxInner::User(e)),
-                TxAbort::Store(e) => ConflictableTransactionError::Abort(TxInner::Store(e)),
-                TxAbort::Conflict(()) => ConflictableTransactionError::Conflict,
-            })
-        });
-        match res {
-            Ok(r) => Ok(r),
-            Err(TransactionError::Abort(TxInner::User(e))) => Err(TxError::Abort(e)),
-            Err(TransactionError::Abort(TxInner::Store(e))) => Err(TxError::Store(e)),
-            Err(TransactionError::Storage(e)) => Err(TxError::Store(StoreError::Sled(e))),
-        }
+    /// A raw byte tree, for a plugin whose keys or values are not JSON (IPAM's ordered
+    /// binary keys). Writes to it are covered by [`Store::flush`] like any other tree.
+    pub fn byte_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.inner.db.open_tree(name)?)
     }
-}
-
-enum TxInner<E> {
-    User(E),
-    Store(StoreError),
-}
-
-/// Why a transaction closure stopped.
-pub enum TxAbort<E> {
-    /// Abort with the caller's error; nothing is written.
-    Abort(E),
-    /// A store error inside the transaction; nothing is written.
-    Store(StoreError),
-    /// A conflict: sled retries the closure.
-    Conflict(()),
-}
-
-impl<E> From<sled::transaction::UnabortableTransactionError> for TxAbort<E> {
-    fn from(e: sled::transaction::UnabortableTransactionError) -> Self {
-        match e {
-            sled::transaction::UnabortableTransactionError::Conflict => TxAbort::Conflict(()),
-            sled::transaction::UnabortableTransactionError::Storage(e) => {
-                TxAbort::Store(StoreError::Sled(e))
-            }
-        }
-    }
-}
-
-/// Outcome of a failed transaction.
-#[derive(Debug)]
-pub enum TxError<E> {
-    /// The closure aborted with this error.
-    Abort(E),
-    /// The store failed.
-    Store(StoreError),
-}
-
-/// Typed get inside a transaction.
-pub fn tx_get<T: DeserializeOwned, E>(
-    tx: &sled::transaction::TransactionalTree,
-    key: &str,
-) -> Result<Option<T>, TxAbort<E>> {
-    match tx.get(key.as_bytes())? {
-        Some(v) => serde_json::from_slice(&v).map(Some).map_err(|source| {
-            TxAbort::Store(StoreError::Decode {
-                key: key.to_string(),
-                source,
-            })
-        }),
-        None => Ok(None),
-    }
-}
-
-/// Typed insert inside a transaction.
-pub fn tx_insert<T: Serialize, E>(
-    tx: &sled::transaction::TransactionalTree,
-    key: &str,
-    value: &T,
-) -> Result<(), TxAbort<E>> {
-    let bytes = serde_json::to_vec(value).map_err(|e| TxAbort::Store(StoreError::Encode(e)))?;
-    tx.insert(key.as_bytes(), bytes)?;
-    Ok(())
-}
-
-/// Remove inside a transaction.
-pub fn tx_remove<E>(
-    tx: &sled::transaction::TransactionalTree,
-    key: &str,
-) -> Result<(), TxAbort<E>> {
-    tx.remove(key.as_bytes())?;
-    Ok(())
 }
 
 /// A named tree of `T` values under string keys.
@@ -343,11 +256,6 @@ impl<T: Serialize + DeserializeOwned> Tree<T> {
         })
     }
 
-    /// The raw sled tree, for [`Store::transaction`].
-    pub fn raw(&self) -> &sled::Tree {
-        &self.tree
-    }
-
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Result<Option<T>, StoreError> {
         self.tree
@@ -376,34 +284,6 @@ impl<T: Serialize + DeserializeOwned> Tree<T> {
     /// Whether `key` is present.
     pub fn contains(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.tree.contains_key(key.as_bytes())?)
-    }
-
-    /// Atomically replace the value under `key` with `f(old)` (compare-and-swap loop).
-    /// `f` may run more than once; `None` removes the key. Returns the new value.
-    pub fn update<F>(&self, key: &str, mut f: F) -> Result<Option<T>, StoreError>
-    where
-        F: FnMut(Option<T>) -> Option<T>,
-    {
-        loop {
-            let old_raw = self.tree.get(key.as_bytes())?;
-            let old = old_raw
-                .as_ref()
-                .map(|v| Self::decode(key.as_bytes(), v))
-                .transpose()?;
-            let new = f(old);
-            let new_raw = new
-                .as_ref()
-                .map(serde_json::to_vec)
-                .transpose()
-                .map_err(StoreError::Encode)?;
-            match self
-                .tree
-                .compare_and_swap(key.as_bytes(), old_raw, new_raw)?
-            {
-                Ok(()) => return Ok(new),
-                Err(_) => continue,
-            }
-        }
     }
 
     /// All entries in key order.
@@ -497,30 +377,19 @@ mod tests {
     }
 
     #[test]
-    fn update_and_transaction() {
-        let s = Store::temporary().unwrap();
-        let a: Tree<u32> = s.tree("a").unwrap();
-        let b: Tree<u32> = s.tree("b").unwrap();
-        a.update("n", |v| Some(v.unwrap_or(0) + 1)).unwrap();
-        a.update("n", |v| Some(v.unwrap_or(0) + 1)).unwrap();
-        assert_eq!(a.get("n").unwrap(), Some(2));
-        // Move the counter from a to b atomically.
-        s.transaction::<(), String, _>(&[a.raw(), b.raw()], |tx| {
-            let n: u32 = tx_get(&tx[0], "n")?.unwrap_or(0);
-            tx_remove(&tx[0], "n")?;
-            tx_insert(&tx[1], "n", &n)?;
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(a.get("n").unwrap(), None);
-        assert_eq!(b.get("n").unwrap(), Some(2));
-        // An aborted transaction writes nothing.
-        let r = s.transaction::<(), String, _>(&[b.raw()], |tx| {
-            tx_insert(&tx[0], "n", &99u32)?;
-            Err(TxAbort::Abort("no".into()))
-        });
-        assert!(matches!(r, Err(TxError::Abort(m)) if m == "no"));
-        assert_eq!(b.get("n").unwrap(), Some(2));
+    fn byte_tree_is_flushed_with_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path(), 1).unwrap();
+            s.byte_tree("raw")
+                .unwrap()
+                .insert(b"\x00k", &b"v"[..])
+                .unwrap();
+            s.flush_blocking().unwrap();
+        }
+        let s = Store::open(dir.path(), 1).unwrap();
+        let got = s.byte_tree("raw").unwrap().get(b"\x00k").unwrap();
+        assert_eq!(got.as_deref(), Some(&b"v"[..]));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

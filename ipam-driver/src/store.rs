@@ -95,7 +95,7 @@ fn sled_err(e: sled::Error) -> IpamError {
 impl IpamStore {
     /// Open the tree in the plugin's store.
     pub fn open(store: common::Store) -> Result<Self, IpamError> {
-        let tree = store.tree::<()>("ipam")?.raw().clone();
+        let tree = store.byte_tree("ipam")?;
         Ok(Self { store, tree })
     }
 

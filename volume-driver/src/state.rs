@@ -3,7 +3,8 @@
 //! Key layout (sled, via `common::store`):
 //! - tree `volumes`: key = volume name (already validated: `[A-Za-z0-9_.-]`, ≤ 200 bytes),
 //!   value = [`VolumeRecord`] as JSON. One record holds everything about a volume, including
-//!   its mount references, so every mutation is one compare-and-swap of one key.
+//!   its mount references, so every mutation is one insert of one key (made under the
+//!   volume's lock stripe in the service, which orders them).
 
 use std::collections::BTreeMap;
 
