@@ -1,6 +1,6 @@
 //! The plugin's side effects, behind one small trait: reading the policy file, appending audit
-//! lines, learning our own plugin ID. [`RealSys`] touches the filesystem; [`FakeSys`] records
-//! for unit tests and can be told to fail.
+//! lines, learning our own plugin ID. [`RealSys`] touches the filesystem; `FakeSys` (compiled
+//! in test builds only) records for unit tests and can be told to fail.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -222,18 +222,17 @@ impl Sys for RealSys {
 /// dockerd bind-mounts `<exec-root>/plugins/<id>` onto `/run/docker/plugins` in a managed plugin:
 /// the mount's root names our ID.
 pub fn plugin_id_from_mountinfo(info: &str) -> Option<String> {
-    info.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        if f.len() > 4 && f[4] == "/run/docker/plugins" {
-            let id = f[3].trim_end_matches('/').rsplit('/').next()?;
-            (id.len() == 64 && id.bytes().all(|c| c.is_ascii_hexdigit())).then(|| id.to_string())
-        } else {
-            None
+    common::mountinfo::parse(info).into_iter().find_map(|m| {
+        if m.mount_point != std::path::Path::new("/run/docker/plugins") {
+            return None;
         }
+        let id = m.root.file_name()?.to_str()?.to_string();
+        (id.len() == 64 && id.bytes().all(|c| c.is_ascii_hexdigit())).then_some(id)
     })
 }
 
 /// A recording fake for unit tests.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct FakeSys {
     /// Current policy text (`None`: the file does not exist).
@@ -246,6 +245,7 @@ pub struct FakeSys {
     pub id: Option<String>,
 }
 
+#[cfg(test)]
 impl FakeSys {
     /// Replace the policy text (bumps the stamp).
     pub fn set_policy(&self, text: &str) {
@@ -260,6 +260,7 @@ impl FakeSys {
     }
 }
 
+#[cfg(test)]
 impl Sys for FakeSys {
     fn policy_stamp(&self, _path: &Path) -> io::Result<Stamp> {
         let g = self.policy.lock().unwrap_or_else(|p| p.into_inner());

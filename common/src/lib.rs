@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod mountinfo;
 pub mod store;
 pub mod testing;
 mod tls;

@@ -105,34 +105,11 @@ fn ensure_mountpoint(target: &Path) -> io::Result<std::os::fd::OwnedFd> {
     open_dir_nofollow(target, false)
 }
 
-/// Undo `octal escapes` (`\040` for a space) of /proc/self/mountinfo fields.
-fn unescape(field: &str) -> String {
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 4 <= b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = b[i + 1..i + 4]
-                .iter()
-                .fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
-            out.push(v as u8);
-            i += 4;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Mount points listed in a mountinfo text that lie strictly below `root`.
 pub fn parse_mountinfo_under(text: &str, root: &Path) -> BTreeSet<PathBuf> {
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|f| PathBuf::from(unescape(f)))
+    common::mountinfo::parse(text)
+        .into_iter()
+        .map(|m| m.mount_point)
         .filter(|p| p.starts_with(root) && p.as_path() != root)
         .collect()
 }
@@ -144,16 +121,9 @@ pub fn parse_mountinfo_under(text: &str, root: &Path) -> BTreeSet<PathBuf> {
 /// `M.mountpoint − host_root + (T.root − M.root) + (inner − T.mountpoint)`.
 pub fn host_path_from_mountinfo(text: &str, inner: &Path, host_root: &Path) -> Option<String> {
     // (mount point, device, root) of every entry.
-    let mounts: Vec<(PathBuf, &str, PathBuf)> = text
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            Some((
-                PathBuf::from(unescape(f.get(4)?)),
-                *f.get(2)?,
-                PathBuf::from(unescape(f.get(3)?)),
-            ))
-        })
+    let mounts: Vec<(PathBuf, String, PathBuf)> = common::mountinfo::parse(text)
+        .into_iter()
+        .map(|m| (m.mount_point, m.device, m.root))
         .collect();
     // The last (topmost) mount whose mount point is the longest prefix of `inner`.
     let (t_mp, t_dev, t_root) = mounts
