@@ -82,8 +82,8 @@ check "every task reaches every other" retry 25 all_reach g
 
 # --- a worker's dockerd restarts
 check "node 3: dockerd restart" sw_restart_node 3
-check "node 3 Ready again" retry 150 sh -c "[ \$($DOCKER_BIN -H unix://$SW_DIR/n1/docker.sock node ls --format '{{.Status}}' | grep -c Ready) = 3 ]"
-check "g: a task on each node again" retry 300 sh -c "[ -n \"\$($DOCKER_BIN -H unix://$SW_DIR/n3/docker.sock ps -q --filter label=com.docker.swarm.service.name=g)\" ]"
+check "node 3 Ready again" retry 600 sh -c "[ \$($DOCKER_BIN -H unix://$SW_DIR/n1/docker.sock node ls --format '{{.Status}}' | grep -c Ready) = 3 ]"
+check "g: a task on each node again" retry 900 sh -c "[ -n \"\$($DOCKER_BIN -H unix://$SW_DIR/n3/docker.sock ps -q --filter label=com.docker.swarm.service.name=g)\" ]"
 check "after the restart: every task reaches every other" retry 50 all_reach g
 check "node 3: no stale veth of ours after the restart" retry 50 veths_match 3
 
