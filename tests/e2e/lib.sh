@@ -293,6 +293,12 @@ e2e_teardown() {
       pkill -KILL -P "$shim" 2>/dev/null; kill -KILL "$shim" 2>/dev/null
     done
   fi
+  # A failed test keeps the evidence: the daemon's last error lines and the plugins' last
+  # lines (their output is filed under plugin=<id>) go to the test's output, which CI keeps.
+  if [ "$E2E_FAILS" -gt 0 ] && [ -f "${DOCKERD_LOG:-}" ]; then
+    log "last plugin and error lines of $DOCKERD_LOG:"
+    grep -E 'plugin=|level=(error|fatal)' "$DOCKERD_LOG" | tail -n 60 | cut -c1-400 >&2
+  fi
   if [ -n "${E2E_DIR:-}" ] && [ -d "$E2E_DIR" ]; then
     # Unmount whatever dockerd or the plugins left under our directory, deepest first.
     awk -v d="$E2E_DIR" '$5 ~ "^"d {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
