@@ -31,7 +31,7 @@ pub fn parse(text: &str) -> Vec<MountEntry> {
 }
 
 /// Undo the octal escapes (`\040` for a space) of a mountinfo field.
-pub fn unescape(field: &str) -> String {
+fn unescape(field: &str) -> String {
     let b = field.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -120,25 +120,23 @@ pub fn parse_mountinfo_under(text: &str, root: &Path) -> BTreeSet<PathBuf> {
 /// same device whose root contains `T`'s root shows the same directory at
 /// `M.mountpoint − host_root + (T.root − M.root) + (inner − T.mountpoint)`.
 pub fn host_path_from_mountinfo(text: &str, inner: &Path, host_root: &Path) -> Option<String> {
-    // (mount point, device, root) of every entry.
-    let mounts: Vec<(PathBuf, String, PathBuf)> = common::mountinfo::parse(text)
-        .into_iter()
-        .map(|m| (m.mount_point, m.device, m.root))
-        .collect();
+    let mounts = common::mountinfo::parse(text);
     // The last (topmost) mount whose mount point is the longest prefix of `inner`.
-    let (t_mp, t_dev, t_root) = mounts
+    let t = mounts
         .iter()
-        .filter(|(mp, ..)| inner.starts_with(mp))
-        .max_by_key(|(mp, ..)| mp.components().count())?;
-    let rest = inner.strip_prefix(t_mp).ok()?;
+        .filter(|m| inner.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.components().count())?;
+    let rest = inner.strip_prefix(&t.mount_point).ok()?;
     mounts
         .iter()
-        .filter(|(mp, dev, root)| {
-            dev == t_dev && mp.starts_with(host_root) && t_root.starts_with(root)
+        .filter(|m| {
+            m.device == t.device
+                && m.mount_point.starts_with(host_root)
+                && t.root.starts_with(&m.root)
         })
-        .find_map(|(mp, _, root)| {
-            let under = mp.strip_prefix(host_root).ok()?;
-            let within = t_root.strip_prefix(root).ok()?;
+        .find_map(|m| {
+            let under = m.mount_point.strip_prefix(host_root).ok()?;
+            let within = t.root.strip_prefix(&m.root).ok()?;
             let p = Path::new("/").join(under).join(within).join(rest);
             Some(p.to_string_lossy().trim_end_matches('/').to_string()).map(|s| {
                 if s.is_empty() {
