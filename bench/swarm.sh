@@ -20,8 +20,6 @@ OV=$PREFIX-overlay:latest
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print 0} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b>0) printf "%.3f", a/b; else print "n/a"}'; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-ip_on() { dk "$1" inspect -f "{{(index .NetworkSettings.Networks \"$3\").IPAddress}}" "$2"; }
-running() { [ "$(dk 1 service ps "$1" --filter desired-state=running --format '{{.CurrentState}}' | grep -c Running)" = "$2" ]; }
 
 dk 1 network create -d overlay --attachable --subnet 10.78.40.0/24 bk >/dev/null || { echo "built-in overlay network failed"; exit 1; }
 dk 1 network create -d "$OV" --scope swarm --attachable --subnet 10.78.41.0/24 bo >/dev/null || { echo "outboard overlay network failed"; exit 1; }

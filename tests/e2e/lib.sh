@@ -316,8 +316,13 @@ e2e_teardown() {
 # plugin and then dials its socket; a plugin that dies before that dial is marked disabled and
 # never restarted again. Killing a just-restarted plugin would test that dockerd race, not us.
 kill_plugin_settled() {
-  local pid age i
+  local pid
   pid=$(plugin_pid "$1") || return 1
+  kill_pid_settled "$pid"
+}
+# kill_pid_settled PID: the same for a plugin process found another way (e.g. on a swarm node).
+kill_pid_settled() {
+  local pid=$1 age i
   for ((i = 0; i < 50; i++)); do
     age=$(ps -o etimes= -p "$pid" 2>/dev/null | tr -d ' ')
     [ -n "$age" ] && [ "$age" -ge 2 ] && break

@@ -25,10 +25,6 @@ done
 check "nodes reach each other over the underlay only" ip netns exec "$(sw_ns 2)" busybox ping -c1 -W2 "$(sw_addr 3)"
 check "a node netns has no default route" sh -c "! ip -n $(sw_ns 2) route show default | grep -q ."
 
-# ip_on NODE CONTAINER NETWORK
-ip_on() { dk "$1" inspect -f "{{(index .NetworkSettings.Networks \"$3\").IPAddress}}" "$2"; }
-# task_of NODE SERVICE: the container of the service's task on that node
-task_of() { dk "$1" ps -q --filter "label=com.docker.swarm.service.name=$2" | head -1; }
 ns_links() { ip -n "$(sw_ns "$1")" -o link show | grep -c ': ox[bvhc]'; }
 sock_dir() { echo "$SW_DIR/n$1/run-docker/plugins/$(dk "$1" plugin inspect -f '{{.Id}}' "$OV")"; }
 # post NODE CALL BODY: a request straight to the plugin's socket (relative path: the full one is

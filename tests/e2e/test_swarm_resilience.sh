@@ -21,9 +21,6 @@ OV=$PREFIX-overlay:latest
 IP=$PREFIX-ipam:latest
 NET=ovr
 
-task_of() { dk "$1" ps -q --filter "label=com.docker.swarm.service.name=$2" | head -1; }
-running() { [ "$(dk 1 service ps "$1" --filter desired-state=running --format '{{.CurrentState}}' | grep -c Running)" = "$2" ]; }
-ip_of() { dk "$1" inspect -f "{{(index .NetworkSettings.Networks \"$NET\").IPAddress}}" "$2"; }
 # fdb_has NODE ADDR: node NODE floods our overlay's traffic to ADDR (the all-zero head-end
 # replication entry; entries the kernel learned for single MACs age out on their own).
 fdb_has() { bridge -n "$(sw_ns "$1")" fdb show 2>/dev/null | grep -q "^00:00:00:00:00:00 dev oxv.* dst $2 "; }
@@ -39,7 +36,7 @@ all_reach() {
   local i j c ips=() cs=() ns=()
   for i in 1 2 3; do
     for c in $(dk "$i" ps -q --filter "label=com.docker.swarm.service.name=$1"); do
-      cs+=("$c"); ns+=("$i"); ips+=("$(ip_of "$i" "$c")")
+      cs+=("$c"); ns+=("$i"); ips+=("$(ip_on "$i" "$c" "$NET")")
     done
   done
   [ ${#cs[@]} -gt 0 ] || return 1
@@ -53,25 +50,10 @@ all_reach() {
 # addresses SERVICE: the addresses of its running tasks, one per line, sorted.
 addresses() {
   local i c
-  for i in 1 2 3; do for c in $(dk "$i" ps -q --filter "label=com.docker.swarm.service.name=$1"); do ip_of "$i" "$c"; done; done | sort
+  for i in 1 2 3; do for c in $(dk "$i" ps -q --filter "label=com.docker.swarm.service.name=$1"); do ip_on "$i" "$c" "$NET"; done; done | sort
 }
-# sw_plugin_pid NODE NAME: the host PID of a managed plugin on that node (its cgroup is its ID).
-sw_plugin_pid() {
-  local id p; id=$(dk "$1" plugin inspect -f '{{.Id}}' "$2") || return 1
-  for p in $(pgrep -f '^/bin/outboard-'); do grep -q "/$id\$" "/proc/$p/cgroup" 2>/dev/null && { echo "$p"; return 0; }; done
-  return 1
-}
-# kill_settled NODE NAME: SIGKILL the plugin once it has run 2 s (see kill_plugin_settled).
-kill_settled() {
-  local pid age i
-  pid=$(sw_plugin_pid "$1" "$2") || return 1
-  for ((i = 0; i < 50; i++)); do
-    age=$(ps -o etimes= -p "$pid" 2>/dev/null | tr -d ' ')
-    [ -n "$age" ] && [ "$age" -ge 2 ] && break
-    sleep 0.1
-  done
-  kill -9 "$pid" && echo "$pid"
-}
+# kill_settled NODE NAME: SIGKILL the node's plugin once it has run 2 s; prints its PID.
+kill_settled() { local pid; pid=$(sw_plugin_pid "$1" "$2") && kill_pid_settled "$pid" && echo "$pid"; }
 restarted() { local p; p=$(sw_plugin_pid "$1" "$2") && [ "$p" != "$3" ]; }
 
 check "overlay $NET with outboard-ipam" dk 1 network create -d "$OV" --ipam-driver "$IP" --scope swarm --attachable --subnet 10.78.30.0/24 "$NET"

@@ -15,8 +15,6 @@ command -v jq >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y 
 sw_up network ipam volume authz overlay
 OV=$PREFIX-overlay:latest
 IP=$PREFIX-ipam:latest
-task_of() { dk "$1" ps -q --filter "label=com.docker.swarm.service.name=$2" | head -1; }
-running() { [ "$(dk 1 service ps "$1" --filter desired-state=running --format '{{.CurrentState}}' | grep -c Running)" = "$2" ]; }
 # ipam NODE PATH: the IPAM plugin's own view (relative socket path: the full one is too long).
 ipam() { (cd "$SW_DIR/n$1/run-docker/plugins/$(dk "$1" plugin inspect -f '{{.Id}}' "$IP")" && curl -sf --unix-socket outboard-ipam.sock "http://x$2"); }
 held() { ipam 1 "/outboard/v1/pools?pool=$1" | jq -r '.pools[0].held'; }

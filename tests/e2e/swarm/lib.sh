@@ -21,6 +21,18 @@ sw_addr() { echo "10.77.0.1$1"; }
 sw_cg() { echo "obsw${SW_TAG}n$1"; }
 # dk N args...: the docker CLI against node N.
 dk() { local n=$1; shift; command "$DOCKER_BIN" -H "unix://$SW_DIR/n$n/docker.sock" "$@"; }
+# ip_on NODE CONTAINER NETWORK: the container's address on that network.
+ip_on() { dk "$1" inspect -f "{{(index .NetworkSettings.Networks \"$3\").IPAddress}}" "$2"; }
+# task_of NODE SERVICE: the container of the service's task on that node.
+task_of() { dk "$1" ps -q --filter "label=com.docker.swarm.service.name=$2" | head -1; }
+# running SERVICE N: the manager shows exactly N of its tasks Running.
+running() { [ "$(dk 1 service ps "$1" --filter desired-state=running --format '{{.CurrentState}}' | grep -c Running)" = "$2" ]; }
+# sw_plugin_pid NODE NAME: the host PID of a managed plugin on that node (its cgroup is its ID).
+sw_plugin_pid() {
+  local id p; id=$(dk "$1" plugin inspect -f '{{.Id}}' "$2") || return 1
+  for p in $(pgrep -f '^/bin/outboard-'); do grep -q "/$id\$" "/proc/$p/cgroup" 2>/dev/null && { echo "$p"; return 0; }; done
+  return 1
+}
 
 # The per-node wrapper. stage1 runs under `unshare -m -u --propagation slave` in the root netns:
 # it keeps /sys/fs/cgroup aside (ip netns exec remounts /sys, which would leave dockerd without
