@@ -1,6 +1,6 @@
 //! The plugin's side effects, behind one small trait: reading the policy file, appending audit
-//! lines, learning our own plugin ID. [`RealSys`] touches the filesystem; `FakeSys` (compiled
-//! in test builds only) records for unit tests and can be told to fail.
+//! lines, learning our own plugin ID. [`RealSys`] touches the filesystem; `FakeSys` (in test
+//! builds, and with the `fake-sys` feature the fuzz targets use) records and can be told to fail.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -232,7 +232,7 @@ pub fn plugin_id_from_mountinfo(info: &str) -> Option<String> {
 }
 
 /// A recording fake for unit tests.
-#[cfg(test)]
+#[cfg(any(test, feature = "fake-sys"))]
 #[derive(Debug, Default)]
 pub struct FakeSys {
     /// Current policy text (`None`: the file does not exist).
@@ -245,7 +245,7 @@ pub struct FakeSys {
     pub id: Option<String>,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fake-sys"))]
 impl FakeSys {
     /// Replace the policy text (bumps the stamp).
     pub fn set_policy(&self, text: &str) {
@@ -260,7 +260,7 @@ impl FakeSys {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fake-sys"))]
 impl Sys for FakeSys {
     fn policy_stamp(&self, _path: &Path) -> io::Result<Stamp> {
         let g = self.policy.lock().unwrap_or_else(|p| p.into_inner());
