@@ -1,47 +1,12 @@
-//! The plugin's side effects, behind one small trait: reading the policy file, appending audit
-//! lines, learning our own plugin ID. [`RealSys`] touches the filesystem; `FakeSys` (in test
-//! builds, and with the `fake-sys` feature the fuzz targets use) records and can be told to fail.
+//! [`RealSys`]: the policy file, the audit file and the plugin log on the real filesystem.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
 
+use super::{Stamp, Sys};
 use crate::hostfs::{HostFs, RealHostFs};
-
-/// Identity of one version of the policy file (changes when the file is edited or replaced).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp {
-    /// Modification time.
-    pub mtime: Option<SystemTime>,
-    /// Size in bytes.
-    pub len: u64,
-    /// Inode number (changes on rename-over).
-    pub ino: u64,
-}
-
-/// What the service needs from the outside world.
-pub trait Sys: Send + Sync {
-    /// Cheap identity of the policy file, to notice edits without reading it.
-    fn policy_stamp(&self, path: &Path) -> io::Result<Stamp>;
-    /// The policy file's bytes.
-    fn read_policy(&self, path: &Path) -> io::Result<Vec<u8>>;
-    /// Queue one audit line (without the newline) for the audit file and the plugin log; an
-    /// `urgent` line (a denial) is written to the file before this returns, with all before it.
-    fn append_audit(&self, line: &str, urgent: bool) -> io::Result<()>;
-    /// Write the queued audit lines to the file and to the plugin log (stdout, which dockerd
-    /// collects).
-    fn flush_log(&self);
-    /// Our managed-plugin ID, if it can be learnt.
-    fn self_id(&self) -> Option<String>;
-    /// Close the audit file; the next write opens the path again (SIGHUP, after rotation).
-    fn reopen_audit(&self) {}
-    /// The host's filesystem, read-only, to resolve bind sources (`None`: not mounted).
-    fn host_fs(&self) -> Option<&dyn HostFs> {
-        None
-    }
-}
 
 /// The real filesystem.
 #[derive(Debug)]
@@ -229,75 +194,6 @@ pub fn plugin_id_from_mountinfo(info: &str) -> Option<String> {
         let id = m.root.file_name()?.to_str()?.to_string();
         (id.len() == 64 && id.bytes().all(|c| c.is_ascii_hexdigit())).then_some(id)
     })
-}
-
-/// A recording fake for unit tests.
-#[cfg(any(test, feature = "fake-sys"))]
-#[derive(Debug, Default)]
-pub struct FakeSys {
-    /// Current policy text (`None`: the file does not exist).
-    pub policy: Mutex<Option<(String, u64)>>,
-    /// Audit lines written.
-    pub audit: Mutex<Vec<String>>,
-    /// Fail audit writes.
-    pub fail_audit: std::sync::atomic::AtomicBool,
-    /// The ID to report.
-    pub id: Option<String>,
-}
-
-#[cfg(any(test, feature = "fake-sys"))]
-impl FakeSys {
-    /// Replace the policy text (bumps the stamp).
-    pub fn set_policy(&self, text: &str) {
-        let mut g = self.policy.lock().unwrap_or_else(|p| p.into_inner());
-        let gen = g.as_ref().map_or(1, |(_, n)| n + 1);
-        *g = Some((text.to_string(), gen));
-    }
-
-    /// Audit lines so far.
-    pub fn audit_lines(&self) -> Vec<String> {
-        self.audit.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-#[cfg(any(test, feature = "fake-sys"))]
-impl Sys for FakeSys {
-    fn policy_stamp(&self, _path: &Path) -> io::Result<Stamp> {
-        let g = self.policy.lock().unwrap_or_else(|p| p.into_inner());
-        match &*g {
-            Some((t, n)) => Ok(Stamp {
-                mtime: None,
-                len: t.len() as u64,
-                ino: *n,
-            }),
-            None => Err(io::Error::from(io::ErrorKind::NotFound)),
-        }
-    }
-
-    fn read_policy(&self, _path: &Path) -> io::Result<Vec<u8>> {
-        let g = self.policy.lock().unwrap_or_else(|p| p.into_inner());
-        match &*g {
-            Some((t, _)) => Ok(t.as_bytes().to_vec()),
-            None => Err(io::Error::from(io::ErrorKind::NotFound)),
-        }
-    }
-
-    fn append_audit(&self, line: &str, _urgent: bool) -> io::Result<()> {
-        if self.fail_audit.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(io::Error::other("injected audit failure"));
-        }
-        self.audit
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(line.to_string());
-        Ok(())
-    }
-
-    fn flush_log(&self) {}
-
-    fn self_id(&self) -> Option<String> {
-        self.id.clone()
-    }
 }
 
 #[cfg(test)]
