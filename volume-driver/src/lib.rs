@@ -9,6 +9,8 @@
 
 pub mod api;
 pub mod error;
+mod handlers;
+pub use handlers::router;
 pub use sys::real as linux;
 pub mod options;
 pub mod service;
@@ -17,11 +19,7 @@ pub mod sys;
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::response::Response;
-use axum::routing::post;
-use common::http::reply;
-use common::{ApiError, ConfigError, DockerJson};
+use common::ConfigError;
 use serde::{Deserialize, Serialize};
 
 use crate::service::{Paths, Service};
@@ -187,7 +185,7 @@ impl common::Plugin for Plugin {
     }
 
     fn router(self: Arc<Self>) -> axum::Router {
-        router(self.service.clone()).merge(service::ops::routes(self.service.clone()))
+        handlers::router(self.service.clone()).merge(service::ops::routes(self.service.clone()))
     }
 
     async fn metrics(&self, w: &mut common::metrics::MetricsText) {
@@ -200,73 +198,6 @@ impl common::Plugin for Plugin {
             tracing::error!("reconciliation failed: {e}");
         }
     }
-}
-
-type Svc = State<Arc<Service>>;
-type Reply = Result<Response, ApiError>;
-
-/// All routes of the volume driver.
-pub fn router(service: Arc<Service>) -> axum::Router {
-    axum::Router::new()
-        .route("/VolumeDriver.Create", post(create))
-        .route("/VolumeDriver.Remove", post(remove))
-        .route("/VolumeDriver.Mount", post(mount))
-        .route("/VolumeDriver.Unmount", post(unmount))
-        .route("/VolumeDriver.Path", post(path))
-        .route("/VolumeDriver.Get", post(get))
-        .route("/VolumeDriver.List", post(list))
-        .route("/VolumeDriver.Capabilities", post(capabilities))
-        .with_state(service)
-}
-
-async fn create(State(s): Svc, DockerJson(r): DockerJson<api::CreateRequest>) -> Reply {
-    s.create(&r.name, r.opts).await?;
-    Ok(reply(api::Empty {}))
-}
-
-async fn remove(State(s): Svc, DockerJson(r): DockerJson<api::NameRequest>) -> Reply {
-    s.remove(&r.name).await?;
-    Ok(reply(api::Empty {}))
-}
-
-async fn mount(State(s): Svc, DockerJson(r): DockerJson<api::MountRequest>) -> Reply {
-    let mountpoint = s.mount(&r.name, &r.id).await?;
-    Ok(reply(api::MountResponse { mountpoint }))
-}
-
-async fn unmount(State(s): Svc, DockerJson(r): DockerJson<api::MountRequest>) -> Reply {
-    s.unmount(&r.name, &r.id).await?;
-    Ok(reply(api::Empty {}))
-}
-
-async fn path(State(s): Svc, DockerJson(r): DockerJson<api::NameRequest>) -> Reply {
-    let mountpoint = s.path(&r.name)?;
-    Ok(reply(api::MountResponse { mountpoint }))
-}
-
-async fn get(State(s): Svc, DockerJson(r): DockerJson<api::NameRequest>) -> Reply {
-    let volume = s.get(&r.name)?;
-    Ok(reply(api::GetResponse { volume }))
-}
-
-async fn list(State(s): Svc) -> Reply {
-    // The service hands out the reply already encoded (cached between changes): 10,000
-    // volumes are ~1 MB of JSON, too much to rebuild for every `docker volume ls`.
-    let body = s.list_json()?;
-    let mut resp = Response::new(axum::body::Body::from(body.as_ref().clone()));
-    resp.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static(common::http::PLUGIN_CONTENT_TYPE),
-    );
-    Ok(resp)
-}
-
-async fn capabilities() -> Response {
-    reply(api::CapabilitiesResponse {
-        capabilities: api::Capabilities {
-            scope: "local".into(),
-        },
-    })
 }
 
 #[cfg(test)]

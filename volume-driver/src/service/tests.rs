@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::sys::FakeSys;
+use serde_json::{Map, Value};
 
 fn paths() -> Paths {
     Paths {
@@ -38,7 +39,7 @@ fn opts(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
 }
 
 fn status_of(svc: &Service, name: &str) -> Map<String, Value> {
-    svc.get(name).unwrap().status.unwrap()
+    crate::handlers::status_json(&svc.get(name).unwrap().status)
 }
 
 #[tokio::test]
@@ -66,7 +67,7 @@ async fn create_dir_applies_owner_and_mode_and_records() {
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
-    let s = v.status.unwrap();
+    let s = crate::handlers::status_json(&v.status);
     assert_eq!(s["Backend"], "dir");
     assert_eq!(s["Owner"], "1000:1000");
     assert_eq!(s["Mode"], "0750");
@@ -384,9 +385,7 @@ async fn list_scales() {
     assert_eq!(l.len(), 500);
     assert_eq!(l[0].name, "v0000");
     assert_eq!(l[0].mountpoint, "/mnt/volumes/v0000");
-    assert!(l
-        .iter()
-        .all(|v| !v.created_at.is_empty() && v.status.is_none()));
+    assert!(l.iter().all(|v| !v.created_at.is_empty()));
 }
 
 #[test]
@@ -419,7 +418,9 @@ async fn failed_unmount_still_releases_the_reference() {
 async fn list_reply_cache_follows_creates_and_removes() {
     let (svc, _) = setup(&[]);
     let names = |svc: &Service| -> Vec<String> {
-        let v: Value = serde_json::from_slice(&svc.list_json().unwrap()).unwrap();
+        let v: Value =
+            serde_json::from_slice(&svc.list_encoded(crate::handlers::encode_list).unwrap())
+                .unwrap();
         v["Volumes"]
             .as_array()
             .unwrap()
@@ -430,13 +431,20 @@ async fn list_reply_cache_follows_creates_and_removes() {
     assert!(names(&svc).is_empty());
     svc.create("a", None).await.unwrap();
     assert_eq!(names(&svc), ["a"]);
-    let first = svc.list_json().unwrap();
-    assert!(Arc::ptr_eq(&first, &svc.list_json().unwrap()), "cached");
+    let first = svc.list_encoded(crate::handlers::encode_list).unwrap();
+    assert!(
+        Arc::ptr_eq(
+            &first,
+            &svc.list_encoded(crate::handlers::encode_list).unwrap()
+        ),
+        "cached"
+    );
     svc.create("b", None).await.unwrap();
     assert_eq!(names(&svc), ["a", "b"]);
     svc.remove("a").await.unwrap();
     assert_eq!(names(&svc), ["b"]);
-    let v: Value = serde_json::from_slice(&svc.list_json().unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_slice(&svc.list_encoded(crate::handlers::encode_list).unwrap()).unwrap();
     assert!(v["Volumes"][0]["CreatedAt"]
         .as_str()
         .unwrap()
