@@ -149,3 +149,18 @@ mod tests {
         assert_eq!(serde_json::to_string(&Empty {}).unwrap(), "{}");
     }
 }
+
+/// Query of `GET /outboard/v1/volumes` (operator route, not part of the plugin protocol).
+#[derive(Debug, Default, Deserialize)]
+pub struct VolumesQuery {
+    /// Only this volume.
+    pub name: Option<String>,
+}
+
+/// Body of `POST /outboard/v1/volumes/release-mounts` (operator route).
+#[derive(Debug, Default, Deserialize)]
+pub struct ReleaseRequest {
+    /// The volume whose mount references are released.
+    #[serde(rename = "Name", default)]
+    pub name: String,
+}

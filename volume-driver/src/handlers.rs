@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use common::http::reply;
 use common::{ApiError, DockerJson};
 use serde_json::{json, Map, Value};
@@ -15,57 +15,66 @@ use crate::api;
 use crate::error::VolumeError;
 use crate::options::human_size;
 use crate::service::{Owner, Service, Used, VolumeInfo, VolumeStatus, VolumeSummary};
+use crate::sys::Sys;
 
-type Svc = State<Arc<Service>>;
+type Svc<S> = State<Arc<Service<S>>>;
 type Reply = Result<Response, ApiError>;
 
-/// All routes of the volume driver.
-pub fn router(service: Arc<Service>) -> axum::Router {
+/// Every route of the volume plugin: the `VolumeDriver` protocol and the operator routes under
+/// `/outboard/v1/` (dockerd only ever calls `/VolumeDriver.*`).
+pub fn router<S: Sys>(service: Arc<Service<S>>) -> axum::Router {
     axum::Router::new()
-        .route("/VolumeDriver.Create", post(create))
-        .route("/VolumeDriver.Remove", post(remove))
-        .route("/VolumeDriver.Mount", post(mount))
-        .route("/VolumeDriver.Unmount", post(unmount))
-        .route("/VolumeDriver.Path", post(path))
-        .route("/VolumeDriver.Get", post(get))
-        .route("/VolumeDriver.List", post(list))
+        .route("/VolumeDriver.Create", post(create::<S>))
+        .route("/VolumeDriver.Remove", post(remove::<S>))
+        .route("/VolumeDriver.Mount", post(mount::<S>))
+        .route("/VolumeDriver.Unmount", post(unmount::<S>))
+        .route("/VolumeDriver.Path", post(path::<S>))
+        .route("/VolumeDriver.Get", post(get_volume::<S>))
+        .route("/VolumeDriver.List", post(list::<S>))
         .route("/VolumeDriver.Capabilities", post(capabilities))
+        .route("/outboard/v1/volumes", get(ops_volumes::<S>))
+        .route(
+            "/outboard/v1/volumes/release-mounts",
+            post(release_mounts::<S>),
+        )
         .with_state(service)
 }
 
-async fn create(State(s): Svc, DockerJson(r): DockerJson<api::CreateRequest>) -> Reply {
+async fn create<S: Sys>(State(s): Svc<S>, DockerJson(r): DockerJson<api::CreateRequest>) -> Reply {
     s.create(&r.name, r.opts).await?;
     Ok(reply(api::Empty {}))
 }
 
-async fn remove(State(s): Svc, DockerJson(r): DockerJson<api::NameRequest>) -> Reply {
+async fn remove<S: Sys>(State(s): Svc<S>, DockerJson(r): DockerJson<api::NameRequest>) -> Reply {
     s.remove(&r.name).await?;
     Ok(reply(api::Empty {}))
 }
 
-async fn mount(State(s): Svc, DockerJson(r): DockerJson<api::MountRequest>) -> Reply {
+async fn mount<S: Sys>(State(s): Svc<S>, DockerJson(r): DockerJson<api::MountRequest>) -> Reply {
     let mountpoint = s.mount(&r.name, &r.id).await?;
     Ok(reply(api::MountResponse { mountpoint }))
 }
 
-async fn unmount(State(s): Svc, DockerJson(r): DockerJson<api::MountRequest>) -> Reply {
+async fn unmount<S: Sys>(State(s): Svc<S>, DockerJson(r): DockerJson<api::MountRequest>) -> Reply {
     s.unmount(&r.name, &r.id).await?;
     Ok(reply(api::Empty {}))
 }
 
-async fn path(State(s): Svc, DockerJson(r): DockerJson<api::NameRequest>) -> Reply {
+async fn path<S: Sys>(State(s): Svc<S>, DockerJson(r): DockerJson<api::NameRequest>) -> Reply {
     let mountpoint = s.path(&r.name)?;
     Ok(reply(api::MountResponse { mountpoint }))
 }
 
-async fn get(State(s): Svc, DockerJson(r): DockerJson<api::NameRequest>) -> Reply {
+async fn get_volume<S: Sys>(
+    State(s): Svc<S>,
+    DockerJson(r): DockerJson<api::NameRequest>,
+) -> Reply {
     let volume = wire_volume(s.get(&r.name)?);
     Ok(reply(api::GetResponse { volume }))
 }
 
-async fn list(State(s): Svc) -> Reply {
-    // The service hands out the reply already encoded (cached between changes): 10,000
-    // volumes are ~1 MB of JSON, too much to rebuild for every `docker volume ls`.
+async fn list<S: Sys>(State(s): Svc<S>) -> Reply {
+    // The service memoises the encoded reply between changes (see `Service::list_encoded`).
     let body = s.list_encoded(encode_list)?;
     let mut resp = Response::new(axum::body::Body::from(body.as_ref().clone()));
     resp.headers_mut().insert(
@@ -73,6 +82,17 @@ async fn list(State(s): Svc) -> Reply {
         axum::http::HeaderValue::from_static(common::http::PLUGIN_CONTENT_TYPE),
     );
     Ok(resp)
+}
+
+async fn ops_volumes<S: Sys>(State(s): Svc<S>, Query(q): Query<api::VolumesQuery>) -> Reply {
+    Ok(reply(s.ops_volumes(q.name.as_deref())?))
+}
+
+async fn release_mounts<S: Sys>(
+    State(s): Svc<S>,
+    DockerJson(r): DockerJson<api::ReleaseRequest>,
+) -> Reply {
+    Ok(reply(s.release_mounts(&r.name).await?))
 }
 
 async fn capabilities() -> Response {

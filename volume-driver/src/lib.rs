@@ -109,7 +109,7 @@ impl Config {
 /// Refuse a `BIND_ALLOWED` that reaches the plugin's own roots (or lies inside them): a bind
 /// volume there would let one volume's user redirect or read another volume's data.
 fn check_own_roots(
-    sys: &dyn sys::Sys,
+    sys: &impl sys::Sys,
     paths: &Paths,
     allowed: &[String],
     raw: &str,
@@ -142,17 +142,18 @@ fn check_own_roots(
     Ok(())
 }
 
-/// The plugin: the service behind the HTTP routes.
-pub struct Plugin {
-    service: Arc<Service>,
+/// The plugin: the service behind the HTTP routes (over the real OS unless a test says
+/// otherwise).
+pub struct Plugin<S: sys::Sys = linux::LinuxSys> {
+    service: Arc<Service<S>>,
 }
 
-impl Plugin {
+impl<S: sys::Sys> Plugin<S> {
     /// Build the plugin over any [`sys::Sys`] (the fake in tests).
     pub fn with_sys(
         config: &Config,
         store: common::Store,
-        sys: Arc<dyn sys::Sys>,
+        sys: Arc<S>,
     ) -> Result<Self, common::BoxError> {
         let allowed = config.validate()?;
         let paths = Paths {
@@ -170,7 +171,7 @@ impl Plugin {
     }
 
     /// The service (for tests and benchmarks).
-    pub fn service(&self) -> &Arc<Service> {
+    pub fn service(&self) -> &Arc<Service<S>> {
         &self.service
     }
 }
@@ -185,7 +186,7 @@ impl common::Plugin for Plugin {
     }
 
     fn router(self: Arc<Self>) -> axum::Router {
-        handlers::router(self.service.clone()).merge(service::ops::routes(self.service.clone()))
+        handlers::router(self.service.clone())
     }
 
     async fn metrics(&self, w: &mut common::metrics::MetricsText) {

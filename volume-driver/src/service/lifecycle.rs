@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Service {
+impl<S: Sys> Service<S> {
     /// `Create`: validate everything first, then make the data, then record it.
     pub async fn create(
         &self,

@@ -12,6 +12,7 @@ use super::Service;
 use crate::error::VolumeError;
 use crate::options::{self, Kind};
 use crate::state::VolumeRecord;
+use crate::sys::Sys;
 
 /// One volume in `GET /outboard/v1/volumes`.
 #[derive(Debug, Clone, Serialize)]
@@ -53,7 +54,7 @@ fn backend(k: Kind) -> &'static str {
     }
 }
 
-impl Service {
+impl<S: Sys> Service<S> {
     fn ops_view(
         &self,
         rec: VolumeRecord,
@@ -180,43 +181,4 @@ impl Service {
             refs as f64,
         );
     }
-}
-
-/// Query of `GET /outboard/v1/volumes`.
-#[derive(Debug, Default, serde::Deserialize)]
-struct VolumesQuery {
-    name: Option<String>,
-}
-
-/// Body of `POST /outboard/v1/volumes/release-mounts`.
-#[derive(Debug, Default, serde::Deserialize)]
-struct ReleaseRequest {
-    #[serde(rename = "Name", default)]
-    name: String,
-}
-
-/// The operator routes (`/outboard/v1/volumes…`).
-pub fn routes(service: std::sync::Arc<Service>) -> axum::Router {
-    use axum::extract::{Query, State};
-    use axum::routing::{get, post};
-    use common::http::reply;
-    use common::{ApiError, DockerJson};
-    type Svc = State<std::sync::Arc<Service>>;
-
-    async fn list(
-        State(s): Svc,
-        Query(q): Query<VolumesQuery>,
-    ) -> Result<axum::response::Response, ApiError> {
-        Ok(reply(s.ops_volumes(q.name.as_deref())?))
-    }
-    async fn release(
-        State(s): Svc,
-        DockerJson(r): DockerJson<ReleaseRequest>,
-    ) -> Result<axum::response::Response, ApiError> {
-        Ok(reply(s.release_mounts(&r.name).await?))
-    }
-    axum::Router::new()
-        .route("/outboard/v1/volumes", get(list))
-        .route("/outboard/v1/volumes/release-mounts", post(release))
-        .with_state(service)
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Service {
+impl<S: Sys> Service<S> {
     /// Start-up reconciliation of the store with the directories and the mount table:
     /// re-mount what is still referenced, adopt what is still mounted, unmount stale mounts,
     /// report (never drop) volumes whose data is missing, log orphan data directories.

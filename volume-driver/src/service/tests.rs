@@ -12,7 +12,7 @@ fn paths() -> Paths {
     }
 }
 
-fn build(store: Store, fake: &Arc<FakeSys>, allowed: &[&str]) -> Arc<Service> {
+fn build(store: Store, fake: &Arc<FakeSys>, allowed: &[&str]) -> Arc<Service<FakeSys>> {
     let svc = Service::new(
         fake.clone(),
         store,
@@ -24,7 +24,7 @@ fn build(store: Store, fake: &Arc<FakeSys>, allowed: &[&str]) -> Arc<Service> {
     Arc::new(svc)
 }
 
-fn setup(allowed: &[&str]) -> (Arc<Service>, Arc<FakeSys>) {
+fn setup(allowed: &[&str]) -> (Arc<Service<FakeSys>>, Arc<FakeSys>) {
     let fake = Arc::new(FakeSys::new());
     (build(Store::temporary().unwrap(), &fake, allowed), fake)
 }
@@ -38,7 +38,7 @@ fn opts(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
     )
 }
 
-fn status_of(svc: &Service, name: &str) -> Map<String, Value> {
+fn status_of(svc: &Service<FakeSys>, name: &str) -> Map<String, Value> {
     crate::handlers::status_json(&svc.get(name).unwrap().status)
 }
 
@@ -417,7 +417,7 @@ async fn failed_unmount_still_releases_the_reference() {
 #[tokio::test]
 async fn list_reply_cache_follows_creates_and_removes() {
     let (svc, _) = setup(&[]);
-    let names = |svc: &Service| -> Vec<String> {
+    let names = |svc: &Service<FakeSys>| -> Vec<String> {
         let v: Value =
             serde_json::from_slice(&svc.list_encoded(crate::handlers::encode_list).unwrap())
                 .unwrap();

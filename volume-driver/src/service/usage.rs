@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Service {
+impl<S: Sys> Service<S> {
     /// Measure `dir`/`bind` volumes in a blocking task and cache the figures.
     pub async fn refresh_usage(self: &Arc<Self>, records: Vec<VolumeRecord>) {
         let me = self.clone();

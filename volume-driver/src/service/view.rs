@@ -88,7 +88,7 @@ pub enum Used {
     NotMeasured,
 }
 
-impl Service {
+impl<S: Sys> Service<S> {
     /// `Get`: the volume with its status. Cheap: one store read and at most two `stat`s.
     pub fn get(&self, name: &str) -> Result<VolumeInfo, VolumeError> {
         options::validate_name(name)?;
