@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api;
 use crate::error::VolumeError;
-use crate::options::human_size;
+use crate::options::{human_size, CallerId, VolumeName};
 use crate::service::{Owner, Service, Used, VolumeInfo, VolumeStatus, VolumeSummary};
 use crate::sys::Sys;
 
@@ -41,27 +41,29 @@ pub fn router<S: Sys>(service: Arc<Service<S>>) -> axum::Router {
 }
 
 async fn create<S: Sys>(State(s): Svc<S>, DockerJson(r): DockerJson<api::CreateRequest>) -> Reply {
-    s.create(&r.name, r.opts).await?;
+    s.create(&VolumeName::try_from(r.name)?, r.opts).await?;
     Ok(reply(api::Empty {}))
 }
 
 async fn remove<S: Sys>(State(s): Svc<S>, DockerJson(r): DockerJson<api::NameRequest>) -> Reply {
-    s.remove(&r.name).await?;
+    s.remove(&VolumeName::try_from(r.name)?).await?;
     Ok(reply(api::Empty {}))
 }
 
 async fn mount<S: Sys>(State(s): Svc<S>, DockerJson(r): DockerJson<api::MountRequest>) -> Reply {
-    let mountpoint = s.mount(&r.name, &r.id).await?;
+    let (name, id) = mount_call(r)?;
+    let mountpoint = s.mount(&name, &id).await?;
     Ok(reply(api::MountResponse { mountpoint }))
 }
 
 async fn unmount<S: Sys>(State(s): Svc<S>, DockerJson(r): DockerJson<api::MountRequest>) -> Reply {
-    s.unmount(&r.name, &r.id).await?;
+    let (name, id) = mount_call(r)?;
+    s.unmount(&name, &id).await?;
     Ok(reply(api::Empty {}))
 }
 
 async fn path<S: Sys>(State(s): Svc<S>, DockerJson(r): DockerJson<api::NameRequest>) -> Reply {
-    let mountpoint = s.path(&r.name)?;
+    let mountpoint = s.path(&VolumeName::try_from(r.name)?)?;
     Ok(reply(api::MountResponse { mountpoint }))
 }
 
@@ -69,7 +71,7 @@ async fn get_volume<S: Sys>(
     State(s): Svc<S>,
     DockerJson(r): DockerJson<api::NameRequest>,
 ) -> Reply {
-    let volume = wire_volume(s.get(&r.name)?);
+    let volume = wire_volume(s.get(&VolumeName::try_from(r.name)?)?);
     Ok(reply(api::GetResponse { volume }))
 }
 
@@ -85,14 +87,17 @@ async fn list<S: Sys>(State(s): Svc<S>) -> Reply {
 }
 
 async fn ops_volumes<S: Sys>(State(s): Svc<S>, Query(q): Query<api::VolumesQuery>) -> Reply {
-    Ok(reply(s.ops_volumes(q.name.as_deref())?))
+    let name = q.name.map(VolumeName::try_from).transpose()?;
+    Ok(reply(s.ops_volumes(name.as_ref())?))
 }
 
 async fn release_mounts<S: Sys>(
     State(s): Svc<S>,
     DockerJson(r): DockerJson<api::ReleaseRequest>,
 ) -> Reply {
-    Ok(reply(s.release_mounts(&r.name).await?))
+    Ok(reply(
+        s.release_mounts(&VolumeName::try_from(r.name)?).await?,
+    ))
 }
 
 async fn capabilities() -> Response {
@@ -129,6 +134,11 @@ pub(crate) fn encode_list(volumes: &[VolumeSummary]) -> Result<Vec<u8>, VolumeEr
 
 /// `Status` as `docker volume inspect` shows it: human-readable values, with exact byte counts
 /// beside the human sizes for scripts.
+/// The volume and the caller of a `Mount`/`Unmount`, validated in that order.
+fn mount_call(r: api::MountRequest) -> Result<(VolumeName, CallerId), VolumeError> {
+    Ok((VolumeName::try_from(r.name)?, CallerId::try_from(r.id)?))
+}
+
 pub(crate) fn status_json(st: &VolumeStatus) -> Map<String, Value> {
     let mut s = Map::new();
     s.insert("Backend".into(), json!(st.backend));

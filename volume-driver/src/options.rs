@@ -228,6 +228,69 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
+/// A volume name that passed [`validate_name`]: safe as one path component. Made at the HTTP
+/// edge; the service takes nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VolumeName(String);
+
+impl TryFrom<String> for VolumeName {
+    type Error = VolumeError;
+    fn try_from(name: String) -> Result<Self, VolumeError> {
+        validate_name(&name)?;
+        Ok(Self(name))
+    }
+}
+
+impl TryFrom<&str> for VolumeName {
+    type Error = VolumeError;
+    fn try_from(name: &str) -> Result<Self, VolumeError> {
+        Self::try_from(name.to_string())
+    }
+}
+
+impl std::ops::Deref for VolumeName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for VolumeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The caller of a `Mount`/`Unmount` (dockerd's mount ID), recorded per mount reference:
+/// empty or huge ones are refused (dockerd sends 64 hex characters; other callers get room,
+/// but not megabytes in the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerId(String);
+
+impl TryFrom<String> for CallerId {
+    type Error = VolumeError;
+    fn try_from(id: String) -> Result<Self, VolumeError> {
+        if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+            return Err(VolumeError::InvalidId { len: id.len() });
+        }
+        Ok(Self(id))
+    }
+}
+
+impl TryFrom<&str> for CallerId {
+    type Error = VolumeError;
+    fn try_from(id: &str) -> Result<Self, VolumeError> {
+        Self::try_from(id.to_string())
+    }
+}
+
+impl std::ops::Deref for CallerId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -233,3 +233,39 @@ async fn unix_socket_round_trip() {
     assert!(out.ends_with("{}"), "{out}");
     server.stop().await.unwrap();
 }
+
+/// Names and caller IDs are validated at the edge, before the service or the OS sees them:
+/// a bad one is a clear `Err` and nothing is mounted or recorded.
+#[tokio::test]
+async fn bad_names_and_ids_are_refused_at_the_edge() {
+    let (app, fake) = app();
+    let (s, _) = call(&app, "/VolumeDriver.Create", "{\"Name\":\"v\"}").await;
+    assert_eq!(s, StatusCode::OK);
+    let huge = "x".repeat(300);
+    for body in [
+        "{\"Name\":\"v\",\"ID\":\"\"}".to_string(),
+        format!("{{\"Name\":\"v\",\"ID\":\"{huge}\"}}"),
+        "{\"Name\":\"v\",\"ID\":\"a\\nb\"}".to_string(),
+    ] {
+        for route in ["/VolumeDriver.Mount", "/VolumeDriver.Unmount"] {
+            let (s, v) = call(&app, route, &body).await;
+            assert!(s.is_client_error(), "{route} {body}: {s}");
+            assert!(v["Err"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+        }
+    }
+    for name in ["../etc", ".hidden", "a/b", ""] {
+        let body = format!("{{\"Name\":\"{name}\",\"ID\":\"c1\"}}");
+        for route in [
+            "/VolumeDriver.Mount",
+            "/VolumeDriver.Get",
+            "/VolumeDriver.Remove",
+        ] {
+            let (s, v) = call(&app, route, &body).await;
+            assert!(s.is_client_error(), "{route} {body}: {s}");
+            assert!(v["Err"].as_str().is_some_and(|e| e.contains("name")), "{v}");
+        }
+    }
+    assert!(fake.mounts().is_empty());
+    let (_, v) = call(&app, "/VolumeDriver.Get", "{\"Name\":\"v\"}").await;
+    assert_eq!(v["Volume"]["Status"]["Mounts"], 0);
+}

@@ -7,10 +7,10 @@ impl<S: Sys> Service<S> {
     /// `Create`: validate everything first, then make the data, then record it.
     pub async fn create(
         &self,
-        name: &str,
+        name: &VolumeName,
         opts: Option<BTreeMap<String, String>>,
     ) -> Result<(), VolumeError> {
-        options::validate_name(name)?;
+        let name: &str = name;
         let opts = opts.unwrap_or_default();
         let spec = options::parse_options(&opts)?;
         if spec.kind == Kind::Tmpfs && spec.size.is_some_and(|n| n > self.max_tmpfs) {
@@ -135,8 +135,8 @@ impl<S: Sys> Service<S> {
     }
 
     /// `Remove`: refused while mounted; deletes `dir` data, never `bind` host data.
-    pub async fn remove(&self, name: &str) -> Result<(), VolumeError> {
-        options::validate_name(name)?;
+    pub async fn remove(&self, name: &VolumeName) -> Result<(), VolumeError> {
+        let name: &str = name;
         let _guard = self.lock(name).await;
         let rec = self
             .volumes
@@ -264,9 +264,9 @@ impl<S: Sys> Service<S> {
     }
 
     /// `Mount`: first reference mounts; every call with an ID adds one reference to it.
-    pub async fn mount(&self, name: &str, id: &str) -> Result<String, VolumeError> {
-        options::validate_name(name)?;
-        check_id(id)?;
+    pub async fn mount(&self, name: &VolumeName, id: &CallerId) -> Result<String, VolumeError> {
+        let name: &str = name;
+        let id: &str = id;
         let _guard = self.lock(name).await;
         let mut rec = self
             .volumes
@@ -292,9 +292,13 @@ impl<S: Sys> Service<S> {
 
     /// `Unmount`: drop one reference of `id`; the last reference unmounts. Unknown IDs and
     /// unknown volumes succeed (dockerd may repeat an Unmount).
-    pub async fn unmount(self: &Arc<Self>, name: &str, id: &str) -> Result<(), VolumeError> {
-        options::validate_name(name)?;
-        check_id(id)?;
+    pub async fn unmount(
+        self: &Arc<Self>,
+        name: &VolumeName,
+        id: &CallerId,
+    ) -> Result<(), VolumeError> {
+        let name: &str = name;
+        let id: &str = id;
         let _guard = self.lock(name).await;
         let Some(mut rec) = self.volumes.get(name)? else {
             tracing::warn!(
@@ -339,8 +343,8 @@ impl<S: Sys> Service<S> {
     }
 
     /// `Path`: the mount point while mounted, `""` otherwise.
-    pub fn path(&self, name: &str) -> Result<String, VolumeError> {
-        options::validate_name(name)?;
+    pub fn path(&self, name: &VolumeName) -> Result<String, VolumeError> {
+        let name: &str = name;
         let rec = self
             .volumes
             .get(name)?

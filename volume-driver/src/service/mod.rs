@@ -17,7 +17,7 @@ use common::{Store, Tree};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::VolumeError;
-use crate::options::{self, Kind};
+use crate::options::{self, CallerId, Kind, VolumeName};
 use crate::state::{NameAndTime, VolumeRecord, VOLUMES_TREE};
 use crate::sys::{Ownership, Sys};
 
@@ -209,15 +209,6 @@ impl<S: Sys> Service<S> {
 
 /// Prefix of moved-aside data directories (no volume name starts with '.').
 const TRASH_PREFIX: &str = ".trash-";
-
-/// A caller ID is recorded per mount: empty or huge ones are refused (dockerd sends 64 hex
-/// characters; other callers get room, but not megabytes in the store).
-fn check_id(id: &str) -> Result<(), VolumeError> {
-    if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
-        return Err(VolumeError::InvalidId { len: id.len() });
-    }
-    Ok(())
-}
 
 /// `MAX_TMPFS_SIZE` when not set: 1 GiB.
 const DEFAULT_MAX_TMPFS: u64 = 1 << 30;

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::Service;
 use crate::error::VolumeError;
-use crate::options::{self, Kind};
+use crate::options::{Kind, VolumeName};
 use crate::state::VolumeRecord;
 use crate::sys::Sys;
 
@@ -79,17 +79,16 @@ impl<S: Sys> Service<S> {
     }
 
     /// Every volume, or the one named (404 when unknown).
-    pub fn ops_volumes(&self, name: Option<&str>) -> Result<Vec<OpsVolume>, VolumeError> {
+    pub fn ops_volumes(&self, name: Option<&VolumeName>) -> Result<Vec<OpsVolume>, VolumeError> {
         let mounted = self
             .sys
             .mounts_under(&self.paths.mount_root)
             .unwrap_or_default();
         if let Some(name) = name {
-            options::validate_name(name)?;
             let rec = self
                 .volumes
                 .get(name)?
-                .ok_or_else(|| VolumeError::NotFound(name.into()))?;
+                .ok_or_else(|| VolumeError::NotFound(name.to_string()))?;
             return Ok(vec![self.ops_view(rec, &mounted)]);
         }
         let mut out = Vec::new();
@@ -105,8 +104,8 @@ impl<S: Sys> Service<S> {
     /// Drop every mount reference of `name` and unmount it. The caller (the `outboard`
     /// command) has checked that no running container uses the volume; the references left
     /// are of callers dockerd never unmounted (e.g. a daemon crash between Mount and Unmount).
-    pub async fn release_mounts(&self, name: &str) -> Result<Released, VolumeError> {
-        options::validate_name(name)?;
+    pub async fn release_mounts(&self, name: &VolumeName) -> Result<Released, VolumeError> {
+        let name: &str = name;
         let _guard = self.lock(name).await;
         let mut rec = self
             .volumes

@@ -1,6 +1,7 @@
 //! Service logic against the recording fake: no root, no kernel.
 
 use super::*;
+use crate::options::{CallerId, VolumeName};
 use crate::sys::FakeSys;
 use serde_json::{Map, Value};
 
@@ -29,6 +30,16 @@ fn setup(allowed: &[&str]) -> (Arc<Service<FakeSys>>, Arc<FakeSys>) {
     (build(Store::temporary().unwrap(), &fake, allowed), fake)
 }
 
+/// A valid name (tests use literals that are).
+fn n(name: &str) -> VolumeName {
+    VolumeName::try_from(name).unwrap()
+}
+
+/// A valid caller ID.
+fn id(id: &str) -> CallerId {
+    CallerId::try_from(id).unwrap()
+}
+
 fn opts(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
     Some(
         pairs
@@ -39,14 +50,14 @@ fn opts(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
 }
 
 fn status_of(svc: &Service<FakeSys>, name: &str) -> Map<String, Value> {
-    crate::handlers::status_json(&svc.get(name).unwrap().status)
+    crate::handlers::status_json(&svc.get(&n(name)).unwrap().status)
 }
 
 #[tokio::test]
 async fn create_dir_applies_owner_and_mode_and_records() {
     let (svc, fake) = setup(&[]);
     svc.create(
-        "v1",
+        &n("v1"),
         opts(&[("uid", "1000"), ("gid", "1000"), ("mode", "0750")]),
     )
     .await
@@ -59,7 +70,7 @@ async fn create_dir_applies_owner_and_mode_and_records() {
             mode: Some(0o750)
         })
     );
-    let v = svc.get("v1").unwrap();
+    let v = svc.get(&n("v1")).unwrap();
     assert_eq!(v.name, "v1");
     assert_eq!(v.mountpoint, "/mnt/volumes/v1");
     time::OffsetDateTime::parse(
@@ -98,7 +109,11 @@ async fn bad_input_creates_nothing() {
         ),
         ("v", opts(&[("mode", "8")]), "option mode"),
     ] {
-        let e = svc.create(name, o).await.unwrap_err().to_string();
+        // Bad names never become a `VolumeName`; bad options are refused by the service.
+        let e = match VolumeName::try_from(name) {
+            Ok(name) => svc.create(&name, o).await.unwrap_err().to_string(),
+            Err(e) => e.to_string(),
+        };
         assert!(e.contains(needle), "{name}: {e}");
     }
     assert!(svc.is_empty());
@@ -116,7 +131,7 @@ async fn size_on_dir_names_the_filesystem() {
     let (svc, fake) = setup(&[]);
     fake.set_fs_type("ext4");
     let e = svc
-        .create("v", opts(&[("size", "10m")]))
+        .create(&n("v"), opts(&[("size", "10m")]))
         .await
         .unwrap_err()
         .to_string();
@@ -130,11 +145,11 @@ async fn size_on_dir_names_the_filesystem() {
 #[tokio::test]
 async fn create_is_idempotent_with_same_options_only() {
     let (svc, _) = setup(&[]);
-    svc.create("v", opts(&[("mode", "700")])).await.unwrap();
-    let created = svc.get("v").unwrap().created_at;
-    svc.create("v", opts(&[("mode", "700")])).await.unwrap();
-    assert_eq!(svc.get("v").unwrap().created_at, created);
-    let e = svc.create("v", None).await.unwrap_err().to_string();
+    svc.create(&n("v"), opts(&[("mode", "700")])).await.unwrap();
+    let created = svc.get(&n("v")).unwrap().created_at;
+    svc.create(&n("v"), opts(&[("mode", "700")])).await.unwrap();
+    assert_eq!(svc.get(&n("v")).unwrap().created_at, created);
+    let e = svc.create(&n("v"), None).await.unwrap_err().to_string();
     assert!(
         e.contains("already exists") && e.contains("mode=700"),
         "{e}"
@@ -144,11 +159,14 @@ async fn create_is_idempotent_with_same_options_only() {
 #[tokio::test]
 async fn mount_accounting_by_id() {
     let (svc, fake) = setup(&[]);
-    svc.create("v", None).await.unwrap();
+    svc.create(&n("v"), None).await.unwrap();
     fake.clear_calls();
-    assert_eq!(svc.mount("v", "aaa").await.unwrap(), "/mnt/volumes/v");
-    svc.mount("v", "aaa").await.unwrap();
-    svc.mount("v", "bbb").await.unwrap();
+    assert_eq!(
+        svc.mount(&n("v"), &id("aaa")).await.unwrap(),
+        "/mnt/volumes/v"
+    );
+    svc.mount(&n("v"), &id("aaa")).await.unwrap();
+    svc.mount(&n("v"), &id("bbb")).await.unwrap();
     let binds = fake
         .calls()
         .iter()
@@ -156,25 +174,25 @@ async fn mount_accounting_by_id() {
         .count();
     assert_eq!(binds, 1, "mounted once: {:?}", fake.calls());
     assert_eq!(status_of(&svc, "v")["Mounts"], 3);
-    assert_eq!(svc.path("v").unwrap(), "/mnt/volumes/v");
+    assert_eq!(svc.path(&n("v")).unwrap(), "/mnt/volumes/v");
 
-    let e = svc.remove("v").await.unwrap_err().to_string();
+    let e = svc.remove(&n("v")).await.unwrap_err().to_string();
     assert!(
         e.contains("3 caller") && e.contains("aaa") && e.contains("bbb"),
         "{e}"
     );
 
-    svc.unmount("v", "zzz").await.unwrap();
-    svc.unmount("nope", "aaa").await.unwrap();
-    svc.unmount("v", "aaa").await.unwrap();
-    svc.unmount("v", "aaa").await.unwrap();
+    svc.unmount(&n("v"), &id("zzz")).await.unwrap();
+    svc.unmount(&n("nope"), &id("aaa")).await.unwrap();
+    svc.unmount(&n("v"), &id("aaa")).await.unwrap();
+    svc.unmount(&n("v"), &id("aaa")).await.unwrap();
     assert!(fake.mounts().contains_key(Path::new("/mnt/volumes/v")));
-    svc.unmount("v", "bbb").await.unwrap();
+    svc.unmount(&n("v"), &id("bbb")).await.unwrap();
     assert!(fake.mounts().is_empty());
-    assert_eq!(svc.path("v").unwrap(), "");
-    svc.unmount("v", "bbb").await.unwrap();
+    assert_eq!(svc.path(&n("v")).unwrap(), "");
+    svc.unmount(&n("v"), &id("bbb")).await.unwrap();
 
-    svc.remove("v").await.unwrap();
+    svc.remove(&n("v")).await.unwrap();
     assert!(fake
         .calls()
         .iter()
@@ -186,25 +204,29 @@ async fn mount_accounting_by_id() {
             .any(|c| c.starts_with("remove_tree /data/.trash-v."))
     })
     .await;
-    assert!(matches!(svc.get("v"), Err(VolumeError::NotFound(_))));
+    assert!(matches!(svc.get(&n("v")), Err(VolumeError::NotFound(_))));
 }
 
 #[tokio::test]
 async fn failed_mount_records_no_reference() {
     let (svc, fake) = setup(&[]);
-    svc.create("v", None).await.unwrap();
+    svc.create(&n("v"), None).await.unwrap();
     fake.fail_nth(1);
-    let e = svc.mount("v", "aaa").await.unwrap_err().to_string();
+    let e = svc
+        .mount(&n("v"), &id("aaa"))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bind-mount") && e.contains("injected"), "{e}");
     assert_eq!(status_of(&svc, "v")["Mounts"], 0);
-    svc.remove("v").await.unwrap();
+    svc.remove(&n("v")).await.unwrap();
 }
 
 #[tokio::test]
 async fn tmpfs_mounts_with_size_and_owner() {
     let (svc, fake) = setup(&[]);
     svc.create(
-        "t",
+        &n("t"),
         opts(&[
             ("type", "tmpfs"),
             ("size", "1m"),
@@ -215,7 +237,7 @@ async fn tmpfs_mounts_with_size_and_owner() {
     .await
     .unwrap();
     assert!(fake.dir("/data/t").is_none(), "tmpfs has no data directory");
-    svc.mount("t", "x").await.unwrap();
+    svc.mount(&n("t"), &id("x")).await.unwrap();
     assert!(
         fake.calls()
             .iter()
@@ -226,8 +248,8 @@ async fn tmpfs_mounts_with_size_and_owner() {
     let s = status_of(&svc, "t");
     assert_eq!(s["SizeLimit"], "1.0MiB");
     assert_eq!(s["Backend"], "tmpfs");
-    svc.unmount("t", "x").await.unwrap();
-    svc.remove("t").await.unwrap();
+    svc.unmount(&n("t"), &id("x")).await.unwrap();
+    svc.remove(&n("t")).await.unwrap();
     assert!(!fake.calls().iter().any(|c| c.starts_with("remove_tree")));
 }
 
@@ -243,11 +265,11 @@ fn host(fake: &FakeSys) {
 async fn bind_prefixes_are_checked_on_the_resolved_path() {
     let (svc, fake) = setup(&["/srv"]);
     host(&fake);
-    svc.create("b", opts(&[("type", "bind"), ("path", "/srv/data/")]))
+    svc.create(&n("b"), opts(&[("type", "bind"), ("path", "/srv/data/")]))
         .await
         .unwrap();
     assert_eq!(status_of(&svc, "b")["HostPath"], "/srv/data");
-    svc.create("r", opts(&[("type", "bind"), ("path", "/srv/rel")]))
+    svc.create(&n("r"), opts(&[("type", "bind"), ("path", "/srv/rel")]))
         .await
         .unwrap();
     assert_eq!(status_of(&svc, "r")["HostPath"], "/srv/data/sub");
@@ -259,20 +281,20 @@ async fn bind_prefixes_are_checked_on_the_resolved_path() {
         ("/srv/missing", "no such directory"),
     ] {
         let e = svc
-            .create("x", opts(&[("type", "bind"), ("path", path)]))
+            .create(&n("x"), opts(&[("type", "bind"), ("path", path)]))
             .await
             .unwrap_err()
             .to_string();
         assert!(e.contains(needle), "{path}: {e}");
     }
-    assert!(matches!(svc.get("x"), Err(VolumeError::NotFound(_))));
-    svc.mount("b", "id").await.unwrap();
+    assert!(matches!(svc.get(&n("x")), Err(VolumeError::NotFound(_))));
+    svc.mount(&n("b"), &id("id")).await.unwrap();
     assert!(fake
         .calls()
         .iter()
         .any(|c| c == "bind_host_dir /host /srv/data /mnt/volumes/b"));
-    svc.unmount("b", "id").await.unwrap();
-    svc.remove("b").await.unwrap();
+    svc.unmount(&n("b"), &id("id")).await.unwrap();
+    svc.remove(&n("b")).await.unwrap();
     assert!(
         !fake.calls().iter().any(|c| c.starts_with("remove_tree")),
         "bind data is never deleted"
@@ -284,7 +306,7 @@ async fn no_prefix_allows_no_bind() {
     let (svc, fake) = setup(&[]);
     host(&fake);
     let e = svc
-        .create("b", opts(&[("type", "bind"), ("path", "/srv/data")]))
+        .create(&n("b"), opts(&[("type", "bind"), ("path", "/srv/data")]))
         .await
         .unwrap_err()
         .to_string();
@@ -297,10 +319,10 @@ async fn counts_survive_a_restart_and_mounts_are_adopted_or_redone() {
     let fake = Arc::new(FakeSys::new());
     {
         let svc = build(Store::open(dir.path(), 1).unwrap(), &fake, &[]);
-        svc.create("a", None).await.unwrap();
-        svc.create("b", None).await.unwrap();
-        svc.mount("a", "ida").await.unwrap();
-        svc.mount("b", "idb").await.unwrap();
+        svc.create(&n("a"), None).await.unwrap();
+        svc.create(&n("b"), None).await.unwrap();
+        svc.mount(&n("a"), &id("ida")).await.unwrap();
+        svc.mount(&n("b"), &id("idb")).await.unwrap();
     }
     // Crash: the mount of "a" survived in the host namespace, the one of "b" did not.
     fake.release_mountpoint(Path::new("/mnt/volumes/b"))
@@ -319,16 +341,16 @@ async fn counts_survive_a_restart_and_mounts_are_adopted_or_redone() {
         calls.iter().any(|c| c == "bind /data/b /mnt/volumes/b"),
         "{calls:?}"
     );
-    svc.unmount("a", "ida").await.unwrap();
-    svc.unmount("b", "idb").await.unwrap();
+    svc.unmount(&n("a"), &id("ida")).await.unwrap();
+    svc.unmount(&n("b"), &id("idb")).await.unwrap();
     assert!(fake.mounts().is_empty());
 }
 
 #[tokio::test]
 async fn reconcile_keeps_volumes_with_missing_data_and_cleans_stale_mounts() {
     let (svc, fake) = setup(&[]);
-    svc.create("gone", None).await.unwrap();
-    svc.create("idle", None).await.unwrap();
+    svc.create(&n("gone"), None).await.unwrap();
+    svc.create(&n("idle"), None).await.unwrap();
     fake.remove_dir("/data/gone");
     fake.add_mount("/mnt/volumes/idle", "bind /data/idle");
     fake.add_mount("/mnt/volumes/ghost", "bind /data/ghost");
@@ -349,21 +371,25 @@ async fn reconcile_keeps_volumes_with_missing_data_and_cleans_stale_mounts() {
         "{s:?}"
     );
     assert_eq!(svc.list().unwrap().len(), 2);
-    let e = svc.mount("gone", "x").await.unwrap_err().to_string();
+    let e = svc
+        .mount(&n("gone"), &id("x"))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("data missing"), "{e}");
     assert_eq!(status_of(&svc, "gone")["Mounts"], 0);
     // It can still be removed.
-    svc.remove("gone").await.unwrap();
+    svc.remove(&n("gone")).await.unwrap();
     assert_eq!(status_of(&svc, "idle")["State"], "ok");
 }
 
 #[tokio::test]
 async fn usage_is_cached_after_last_unmount() {
     let (svc, fake) = setup(&[]);
-    svc.create("v", None).await.unwrap();
+    svc.create(&n("v"), None).await.unwrap();
     fake.add_dir("/data/v/sub");
-    svc.mount("v", "x").await.unwrap();
-    svc.unmount("v", "x").await.unwrap();
+    svc.mount(&n("v"), &id("x")).await.unwrap();
+    svc.unmount(&n("v"), &id("x")).await.unwrap();
     let mut ok = false;
     for _ in 0..100 {
         if status_of(&svc, "v")["SizeUsedBytes"] == 8192 {
@@ -379,7 +405,7 @@ async fn usage_is_cached_after_last_unmount() {
 async fn list_scales() {
     let (svc, _) = setup(&[]);
     for i in 0..500 {
-        svc.create(&format!("v{i:04}"), None).await.unwrap();
+        svc.create(&n(&format!("v{i:04}")), None).await.unwrap();
     }
     let l = svc.list().unwrap();
     assert_eq!(l.len(), 500);
@@ -399,10 +425,10 @@ fn prefix_matching_is_component_wise() {
 #[tokio::test]
 async fn failed_unmount_still_releases_the_reference() {
     let (svc, fake) = setup(&[]);
-    svc.create("v", None).await.unwrap();
-    svc.mount("v", "a").await.unwrap();
+    svc.create(&n("v"), None).await.unwrap();
+    svc.mount(&n("v"), &id("a")).await.unwrap();
     fake.fail_nth(1);
-    svc.unmount("v", "a").await.unwrap();
+    svc.unmount(&n("v"), &id("a")).await.unwrap();
     let s = status_of(&svc, "v");
     assert_eq!(s["Mounts"], 0);
     assert!(
@@ -410,7 +436,7 @@ async fn failed_unmount_still_releases_the_reference() {
         "{s:?}"
     );
     // Remove retries the unmount, then deletes.
-    svc.remove("v").await.unwrap();
+    svc.remove(&n("v")).await.unwrap();
     assert!(fake.mounts().is_empty());
 }
 
@@ -429,7 +455,7 @@ async fn list_reply_cache_follows_creates_and_removes() {
             .collect()
     };
     assert!(names(&svc).is_empty());
-    svc.create("a", None).await.unwrap();
+    svc.create(&n("a"), None).await.unwrap();
     assert_eq!(names(&svc), ["a"]);
     let first = svc.list_encoded(crate::handlers::encode_list).unwrap();
     assert!(
@@ -439,9 +465,9 @@ async fn list_reply_cache_follows_creates_and_removes() {
         ),
         "cached"
     );
-    svc.create("b", None).await.unwrap();
+    svc.create(&n("b"), None).await.unwrap();
     assert_eq!(names(&svc), ["a", "b"]);
-    svc.remove("a").await.unwrap();
+    svc.remove(&n("a")).await.unwrap();
     assert_eq!(names(&svc), ["b"]);
     let v: Value =
         serde_json::from_slice(&svc.list_encoded(crate::handlers::encode_list).unwrap()).unwrap();
@@ -457,8 +483,8 @@ async fn index_is_rebuilt_from_the_store() {
     let fake = Arc::new(FakeSys::new());
     {
         let svc = build(Store::open(dir.path(), 1).unwrap(), &fake, &[]);
-        svc.create("x", None).await.unwrap();
-        svc.create("y", None).await.unwrap();
+        svc.create(&n("x"), None).await.unwrap();
+        svc.create(&n("y"), None).await.unwrap();
     }
     let svc = build(Store::open(dir.path(), 1).unwrap(), &fake, &[]);
     let l = svc.list().unwrap();
@@ -479,7 +505,7 @@ async fn wait_for(mut cond: impl FnMut() -> bool) {
 #[tokio::test]
 async fn interrupted_remove_is_repaired_at_start() {
     let (svc, fake) = setup(&[]);
-    svc.create("kept", None).await.unwrap();
+    svc.create(&n("kept"), None).await.unwrap();
     fake.add_dir("/data/kept/file");
     // A crash after the data was moved aside but before the record was removed.
     fake.rename(Path::new("/data/kept"), Path::new("/data/.trash-kept.123"))
@@ -498,7 +524,7 @@ async fn interrupted_remove_is_repaired_at_start() {
 #[tokio::test]
 async fn trash_of_a_volume_removed_during_reconcile_is_not_put_back() {
     let (svc, fake) = setup(&[]);
-    svc.create("v", None).await.unwrap();
+    svc.create(&n("v"), None).await.unwrap();
     fake.add_dir("/data/v/secret");
     // A crash left older trash of v while v stayed recorded ...
     fake.add_dir("/data/.trash-v.1");
@@ -506,7 +532,7 @@ async fn trash_of_a_volume_removed_during_reconcile_is_not_put_back() {
     // ... reconcile took its list of known volumes ...
     let stale_known = vec!["v".to_string()];
     // ... and a Remove was answered before the trash was settled.
-    svc.remove("v").await.unwrap();
+    svc.remove(&n("v")).await.unwrap();
     wait_for(|| fake.dir("/data/v").is_none()).await;
     svc.settle_trash("v", ".trash-v.1", &stale_known).await;
     assert!(
@@ -515,7 +541,7 @@ async fn trash_of_a_volume_removed_during_reconcile_is_not_put_back() {
     );
     wait_for(|| fake.dir("/data/.trash-v.1").is_none()).await;
     // A new volume of that name starts empty.
-    svc.create("v", None).await.unwrap();
+    svc.create(&n("v"), None).await.unwrap();
     assert!(fake.dir("/data/v/old").is_none());
     assert!(fake.dir("/data/v/secret").is_none());
 }
@@ -525,11 +551,11 @@ async fn trash_of_a_volume_removed_during_reconcile_is_not_put_back() {
 #[tokio::test]
 async fn mount_before_reconcile_puts_back_interrupted_remove() {
     let (svc, fake) = setup(&[]);
-    svc.create("kept", None).await.unwrap();
+    svc.create(&n("kept"), None).await.unwrap();
     fake.add_dir("/data/kept/file");
     fake.rename(Path::new("/data/kept"), Path::new("/data/.trash-kept.123"))
         .unwrap();
-    let m = svc.mount("kept", "c1").await.unwrap();
+    let m = svc.mount(&n("kept"), &id("c1")).await.unwrap();
     assert!(m.ends_with("kept"), "{m}");
     assert!(fake.dir("/data/kept/file").is_some(), "data put back");
     assert!(fake.dir("/data/.trash-kept.123").is_none());
@@ -538,12 +564,12 @@ async fn mount_before_reconcile_puts_back_interrupted_remove() {
 #[tokio::test]
 async fn remove_with_failing_rename_keeps_everything() {
     let (svc, fake) = setup(&[]);
-    svc.create("v", None).await.unwrap();
+    svc.create(&n("v"), None).await.unwrap();
     fake.fail_nth(2); // release_mountpoint, then rename
-    let e = svc.remove("v").await.unwrap_err().to_string();
+    let e = svc.remove(&n("v")).await.unwrap_err().to_string();
     assert!(e.contains("move aside"), "{e}");
     assert!(fake.dir("/data/v").is_some());
-    assert!(svc.get("v").is_ok());
+    assert!(svc.get(&n("v")).is_ok());
 }
 
 #[test]
@@ -559,20 +585,23 @@ fn trash_names_round_trip() {
 #[tokio::test]
 async fn ids_and_tmpfs_sizes_are_bounded() {
     let (svc, fake) = setup(&[]);
-    svc.create("v", None).await.unwrap();
-    assert!(svc.mount("v", "").await.is_err());
-    assert!(svc.mount("v", &"x".repeat(900_000)).await.is_err());
-    assert!(svc.unmount("v", "").await.is_err());
+    svc.create(&n("v"), None).await.unwrap();
+    // Refused before the service sees them (the handlers make every ID through this).
+    assert!(CallerId::try_from("").is_err());
+    assert!(CallerId::try_from("x".repeat(900_000)).is_err());
+    assert!(CallerId::try_from("a\nb").is_err());
     assert!(fake.mounts().is_empty());
     let e = svc
-        .create("big", opts(&[("type", "tmpfs"), ("size", "1p")]))
+        .create(&n("big"), opts(&[("type", "tmpfs"), ("size", "1p")]))
         .await
         .unwrap_err()
         .to_string();
     assert!(e.contains("MAX_TMPFS_SIZE"), "{e}");
-    assert!(svc.get("big").is_err());
-    svc.create("t", opts(&[("type", "tmpfs")])).await.unwrap();
-    svc.mount("t", "c1").await.unwrap();
+    assert!(svc.get(&n("big")).is_err());
+    svc.create(&n("t"), opts(&[("type", "tmpfs")]))
+        .await
+        .unwrap();
+    svc.mount(&n("t"), &id("c1")).await.unwrap();
     let calls = fake.calls().join("\n");
     assert!(
         calls.contains(&format!("size={}", 1u64 << 30)) || calls.contains("1073741824"),

@@ -90,8 +90,8 @@ pub enum Used {
 
 impl<S: Sys> Service<S> {
     /// `Get`: the volume with its status. Cheap: one store read and at most two `stat`s.
-    pub fn get(&self, name: &str) -> Result<VolumeInfo, VolumeError> {
-        options::validate_name(name)?;
+    pub fn get(&self, name: &VolumeName) -> Result<VolumeInfo, VolumeError> {
+        let name: &str = name;
         let rec = self
             .volumes
             .get(name)?
