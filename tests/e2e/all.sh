@@ -12,6 +12,11 @@ cd "$(dirname "$0")"
 pids=() names=() first=1
 report() { if [ "$2" = 0 ]; then echo "##### e2e on dockerd $1: passed"; else echo "##### e2e on dockerd $1: FAILED"; rc=1; fi; }
 rc=0
+# Packages and the 26.1 download once, one daemon after the other, before any pass starts: two
+# passes installing at the same time on a fresh machine fight over dpkg's lock.
+for d in "$@"; do
+  ( export DOCKERD=$d; source ./lib.sh && e2e_install_packages ) || { echo "##### cannot install what dockerd $d needs"; exit 1; }
+done
 for d in "$@"; do
   ns=1; [ $first = 1 ] && ns=0; first=0
   [ "${E2E_SERIAL:-0}" = 1 ] && ns=0

@@ -90,8 +90,14 @@ e2e_install_packages() {
   command -v openssl >/dev/null || need+=(openssl)
   if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    # One apt at a time on this machine (two passes, or a test's own install, may ask at once):
+    # our own lock first, then apt's lock timeout for anything else holding dpkg.
+    (
+      flock -w 600 9 || { log "apt lock not free after 600 s"; exit 1; }
+      apt-get update -qq -o DPkg::Lock::Timeout=300 >/dev/null &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+          -o DPkg::Lock::Timeout=300 "${need[@]}" >/dev/null
+    ) 9>/tmp/outboard-apt.lock || { log "installing ${need[*]} failed"; return 1; }
   fi
   command -v "$DOCKER_BIN" >/dev/null || DOCKER_BIN=/usr/bin/docker
   if [ "$DOCKERD" = 26.1 ]; then
@@ -191,7 +197,7 @@ e2e_restart_dockerd() {
 }
 
 e2e_start() {
-  e2e_install_packages
+  e2e_install_packages || { log "cannot install what the tests need"; exit 1; }
   E2E_DIR=$(mktemp -d /tmp/ob.XXXXXX)
   DOCKERD_LOG=$E2E_DIR/dockerd.log
   if [ "$DOCKERD" = 26.1 ]; then

@@ -139,7 +139,7 @@ sw_form() {
 
 # sw_up [plugin...]: the whole swarm, plugins installed on every node before init/join.
 sw_up() {
-  e2e_install_packages
+  e2e_install_packages || { echo "cannot install what the swarm needs" >&2; exit 1; }
   SW_DIR=$(mktemp -d /tmp/obsw.XXXXXX)
   E2E_DIR=$SW_DIR   # check() keeps its scratch output here
   export DOCKER_CONFIG=$SW_DIR/cli
