@@ -1,8 +1,45 @@
-//! Helpers for the plugin crates' socket tests: talk to a plugin the way dockerd does.
+//! Helpers for the plugin crates' router and socket tests: talk to a plugin the way dockerd does.
 
 use std::path::Path;
 
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+
+/// One request through `app` in memory (`oneshot`), shaped like dockerd's: the plugin Accept
+/// header and no Content-Type. Returns the status and the JSON reply (`Null` when the body is
+/// not JSON). Panics on an empty body: dockerd fails on one, so no route may send it.
+pub async fn call(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    body: impl Into<Body>,
+) -> (StatusCode, serde_json::Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Accept", "application/vnd.docker.plugins.v1.2+json")
+        .body(body.into());
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => panic!("cannot build a request for {path}: {e}"),
+    };
+    let resp = match app.clone().oneshot(req).await {
+        Ok(r) => r,
+        Err(e) => match e {},
+    };
+    let status = resp.status();
+    let bytes = match axum::body::to_bytes(resp.into_body(), 1 << 26).await {
+        Ok(b) => b,
+        Err(e) => panic!("reading the reply of {path}: {e}"),
+    };
+    assert!(!bytes.is_empty(), "{path}: empty reply body (dockerd fails on one)");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
 
 /// Send one request shaped exactly like dockerd 20.10's (POST, empty `Host`, no Content-Type,
 /// the plugin Accept header) over the unix socket `sock`; returns the raw HTTP response.

@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use crate::config::parse_default_pools;
 use crate::service::Settings;
@@ -34,18 +32,7 @@ fn app(store: &common::Store) -> axum::Router {
 }
 
 async fn call(app: &axum::Router, method: &str, path: &str, body: &str) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-        .await
-        .unwrap();
-    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, v)
+    common::testing::call(app, method, path, body.to_string()).await
 }
 
 #[tokio::test]

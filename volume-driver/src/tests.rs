@@ -3,10 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::Value;
-use tower::ServiceExt;
 
 use super::*;
 use crate::sys::FakeSys;
@@ -28,19 +26,7 @@ fn app() -> (axum::Router, Arc<FakeSys>) {
 }
 
 async fn call(app: &axum::Router, path: &str, body: &str) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method("POST")
-        .uri(path)
-        .header("Accept", "application/vnd.docker.plugins.v1.2+json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-        .await
-        .unwrap();
-    assert!(!bytes.is_empty(), "dockerd fails on an empty body");
-    (status, serde_json::from_slice(&bytes).unwrap())
+    common::testing::call(app, "POST", path, body.to_string()).await
 }
 
 #[tokio::test]
