@@ -26,7 +26,7 @@ fn pools_of(p: &Plugin, pool: Option<&str>) -> Result<Vec<Value>, Fail> {
 }
 
 /// `outboard ipam pools`.
-pub fn pools(d: &Docker) -> Result<Out, Fail> {
+pub(crate) fn pools(d: &Docker) -> Result<Out, Fail> {
     let p = plugin(d, "ipam")?;
     let pools = pools_of(&p, None)?;
     let rows: Vec<Vec<String>> = pools
@@ -92,7 +92,7 @@ fn from_num(n: u128, v6: bool) -> IpAddr {
 }
 
 /// `outboard ipam addresses POOL`.
-pub fn addresses(d: &Docker, pool: &str) -> Result<Out, Fail> {
+pub(crate) fn addresses(d: &Docker, pool: &str) -> Result<Out, Fail> {
     let p = plugin(d, "ipam")?;
     let pools = pools_of(&p, Some(pool))?;
     let x = pools
@@ -248,7 +248,7 @@ fn stable_leaks(d: &Docker, p: &Plugin) -> Result<BTreeSet<Leak>, Fail> {
 }
 
 /// `outboard ipam check`, `ipam release [--dry-run]`.
-pub fn check(d: &Docker, release: bool, dry_run: bool) -> Result<Out, Fail> {
+pub(crate) fn check(d: &Docker, release: bool, dry_run: bool) -> Result<Out, Fail> {
     let p = plugin(d, "ipam")?;
     let found = stable_leaks(d, &p)?;
     let mut rows = Vec::new();

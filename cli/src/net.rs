@@ -7,7 +7,7 @@ use crate::docker::{self, Docker};
 use crate::{plugin, plugin_get, table, Fail, Out, OK, PROBLEM};
 
 /// `outboard network check`.
-pub fn check(d: &Docker) -> Result<Out, Fail> {
+pub(crate) fn check(d: &Docker) -> Result<Out, Fail> {
     let p = plugin(d, "network")?;
     let mut report = plugin_get(&p, "/outboard/v1/check")?;
     let ours: Vec<Value> = d

@@ -7,7 +7,7 @@ use crate::{bytes, plugin, plugin_call, plugin_get, plugin_text, prom, table, Fa
 use crate::{OK, PROBLEM};
 
 /// `outboard status`.
-pub fn status(d: &Docker) -> Result<Out, Fail> {
+pub(crate) fn status(d: &Docker) -> Result<Out, Fail> {
     let all = d.plugins().map_err(Fail::unreachable)?;
     if all.is_empty() {
         return Err(Fail::unreachable("no outboard plugin is installed"));
@@ -109,7 +109,7 @@ fn summary(kind: &str, s: &[prom::Sample]) -> String {
 }
 
 /// `outboard metrics [KIND]`.
-pub fn metrics(d: &Docker, kind: Option<&str>) -> Result<Out, Fail> {
+pub(crate) fn metrics(d: &Docker, kind: Option<&str>) -> Result<Out, Fail> {
     if let Some(k) = kind {
         if !docker::KINDS.contains(&k) {
             return Err(Fail::usage(format!(
@@ -139,7 +139,7 @@ pub fn metrics(d: &Docker, kind: Option<&str>) -> Result<Out, Fail> {
 }
 
 /// `outboard volume ls`.
-pub fn volume_ls(d: &Docker) -> Result<Out, Fail> {
+pub(crate) fn volume_ls(d: &Docker) -> Result<Out, Fail> {
     let p = plugin(d, "volume")?;
     let v = plugin_get(&p, "/outboard/v1/volumes")?;
     let mut rows = Vec::new();
@@ -172,7 +172,7 @@ pub fn volume_ls(d: &Docker) -> Result<Out, Fail> {
 }
 
 /// `outboard volume inspect NAME`.
-pub fn volume_inspect(d: &Docker, name: &str) -> Result<Out, Fail> {
+pub(crate) fn volume_inspect(d: &Docker, name: &str) -> Result<Out, Fail> {
     let p = plugin(d, "volume")?;
     let v = plugin_get(
         &p,
@@ -245,7 +245,7 @@ pub fn volume_inspect(d: &Docker, name: &str) -> Result<Out, Fail> {
 }
 
 /// `outboard volume release-mounts NAME`: refused while a live container uses the volume.
-pub fn volume_release(d: &Docker, name: &str) -> Result<Out, Fail> {
+pub(crate) fn volume_release(d: &Docker, name: &str) -> Result<Out, Fail> {
     let p = plugin(d, "volume")?;
     let users = d.containers_using_volume(name).map_err(Fail::unreachable)?;
     let live: Vec<String> = users
@@ -281,7 +281,7 @@ pub fn volume_release(d: &Docker, name: &str) -> Result<Out, Fail> {
 }
 
 /// `outboard authz stats`.
-pub fn authz_stats(d: &Docker) -> Result<Out, Fail> {
+pub(crate) fn authz_stats(d: &Docker) -> Result<Out, Fail> {
     let p = plugin(d, "authz")?;
     let v = plugin_get(&p, "/outboard/v1/stats")?;
     let mut text = format!(
@@ -322,7 +322,7 @@ pub fn authz_stats(d: &Docker) -> Result<Out, Fail> {
 }
 
 /// `outboard authz check POLICY`: compiled by the running plugin (same version as in force).
-pub fn authz_check(d: &Docker, path: &str) -> Result<Out, Fail> {
+pub(crate) fn authz_check(d: &Docker, path: &str) -> Result<Out, Fail> {
     let p = plugin(d, "authz")?;
     let text = std::fs::read_to_string(path).map_err(|e| Fail::usage(format!("{path}: {e}")))?;
     let r = plugin_call(
@@ -353,7 +353,7 @@ pub fn authz_check(d: &Docker, path: &str) -> Result<Out, Fail> {
 }
 
 /// `outboard authz explain REQUEST`: `METHOD URI` words, or a JSON file of an AuthZReq body.
-pub fn authz_explain(d: &Docker, words: &[&str]) -> Result<Out, Fail> {
+pub(crate) fn authz_explain(d: &Docker, words: &[&str]) -> Result<Out, Fail> {
     let p = plugin(d, "authz")?;
     let req = match words {
         [file] if std::path::Path::new(file).is_file() => {

@@ -34,7 +34,10 @@ pub async fn call(
         Ok(b) => b,
         Err(e) => panic!("reading the reply of {path}: {e}"),
     };
-    assert!(!bytes.is_empty(), "{path}: empty reply body (dockerd fails on one)");
+    assert!(
+        !bytes.is_empty(),
+        "{path}: empty reply body (dockerd fails on one)"
+    );
     (
         status,
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
