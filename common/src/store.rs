@@ -4,9 +4,9 @@
 //! Durability guarantee: when [`Store::flush`] returns `Ok`, every write made before the call is
 //! on stable storage, also against power loss or a kernel crash. sled 0.34's own `flush` is only
 //! `pwrite` + `sync_file_range`, which persists neither the file's size/extent metadata nor the
-//! disk's write cache, so after it the store `fdatasync`s sled's data file (`db`) and `fsync`s the
-//! store directory (new snapshot files). One sync covers every caller waiting at that moment
-//! (group commit). Values stored as separate sled blob files (values over sled's blob threshold,
+//! disk's write cache, so after it the store `fdatasync`s sled's data file (`db`) and, when its
+//! entries may have changed since the last sync (new snapshot files: rare), the store directory.
+//! One sync covers every caller waiting at that moment (group commit). Values stored as separate sled blob files (values over sled's blob threshold,
 //! far larger than anything the plugins store) are outside this guarantee.
 //!
 //! Key layout: the default tree holds `outboard/schema_version` (u32, big endian); each plugin
@@ -67,9 +67,13 @@ struct Inner {
     /// Held by the one caller running a flush; others wait here and usually find their ticket
     /// already covered when they get it (group commit).
     flush_lock: tokio::sync::Mutex<()>,
-    /// Files to `fdatasync` after sled's flush: the data file and the store directory.
-    /// Empty for temporary stores.
-    sync_files: Vec<std::fs::File>,
+    /// The file to `fdatasync` after sled's flush (`None` for temporary stores).
+    data_file: Option<std::fs::File>,
+    /// The store directory, synced when its entries may have changed (`None` for temporary
+    /// stores).
+    dir: Option<std::fs::File>,
+    /// The directory's change stamp at its last sync, when that stamp can be trusted.
+    dir_synced: std::sync::Mutex<Option<DirStamp>>,
     /// Completed durable flushes and the time they took (for metrics).
     stats: FlushStats,
 }
@@ -81,6 +85,41 @@ pub struct FlushStats {
     pub count: AtomicU64,
     /// Sum of their durations in microseconds.
     pub micros: AtomicU64,
+    /// Directory syncs done (the others were skipped: the directory had not changed).
+    pub dir_syncs: AtomicU64,
+}
+
+/// When a directory's entries last changed, as `fstat` shows it: adding, removing or renaming
+/// an entry sets both the directory's mtime and ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DirStamp {
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+/// How far in the past a stamp must be before it is trusted. The kernel stamps inodes from a
+/// coarse clock (one tick, a few ms): a second change in the same tick as a sync would leave
+/// the stamp unchanged, so a stamp that young could hide a change made after the sync.
+const DIR_STAMP_SETTLE_NS: i128 = 50_000_000;
+
+impl DirStamp {
+    fn of(m: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// Whether no later change can carry this same stamp (both times older than a few ticks).
+    fn settled(&self, now: std::time::SystemTime) -> bool {
+        let Ok(now) = now.duration_since(std::time::UNIX_EPOCH) else {
+            return false;
+        };
+        let now = now.as_nanos() as i128;
+        let ns = |(s, n): (i64, i64)| s as i128 * 1_000_000_000 + n as i128;
+        now - ns(self.mtime).max(ns(self.ctime)) > DIR_STAMP_SETTLE_NS
+    }
 }
 
 impl Inner {
@@ -88,13 +127,35 @@ impl Inner {
     fn sync(&self) -> Result<(), StoreError> {
         let start = std::time::Instant::now();
         self.db.flush()?;
-        for f in &self.sync_files {
+        if let Some(f) = &self.data_file {
             f.sync_data().map_err(StoreError::Sync)?;
+        }
+        if let Some(d) = &self.dir {
+            self.sync_dir_if_changed(d)?;
         }
         self.stats.count.fetch_add(1, Ordering::Relaxed);
         self.stats
             .micros
             .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// `fsync` the store directory unless it provably has not changed since the last sync: a
+    /// sync of an unchanged directory still costs a disk cache flush on every group commit.
+    /// Runs under the flush lock (one caller at a time).
+    fn sync_dir_if_changed(&self, d: &std::fs::File) -> Result<(), StoreError> {
+        let stamp = DirStamp::of(&d.metadata().map_err(StoreError::Sync)?);
+        let mut last = self.dir_synced.lock().unwrap_or_else(|p| p.into_inner());
+        if *last == Some(stamp) {
+            return Ok(());
+        }
+        // Taken before the sync: a change after this point gets a newer stamp (or the same one
+        // only while it is unsettled, and then it is not remembered).
+        d.sync_data().map_err(StoreError::Sync)?;
+        self.stats.dir_syncs.fetch_add(1, Ordering::Relaxed);
+        *last = stamp.settled(std::time::SystemTime::now()).then_some(stamp);
         Ok(())
     }
 }
@@ -137,18 +198,16 @@ impl Store {
                 db.insert(SCHEMA_KEY, &schema_version.to_be_bytes())?;
             }
         }
-        // sled 0.34 keeps its log and pages in one file, `db`; the directory gains snapshot
-        // files. Both are opened once and synced after every flush.
-        let sync_files = vec![
-            std::fs::File::open(dir.join("db")).map_err(StoreError::Sync)?,
-            std::fs::File::open(dir).map_err(StoreError::Sync)?,
-        ];
+        // sled 0.34 keeps its log and pages in one file, `db`, synced after every flush; the
+        // directory gains snapshot files now and then, synced when it changed.
         let inner = Inner {
             db,
             requested: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
             flush_lock: tokio::sync::Mutex::new(()),
-            sync_files,
+            data_file: Some(std::fs::File::open(dir.join("db")).map_err(StoreError::Sync)?),
+            dir: Some(std::fs::File::open(dir).map_err(StoreError::Sync)?),
+            dir_synced: std::sync::Mutex::new(None),
             stats: FlushStats::default(),
         };
         inner.sync()?;
@@ -166,7 +225,9 @@ impl Store {
                 requested: AtomicU64::new(0),
                 flushed: AtomicU64::new(0),
                 flush_lock: tokio::sync::Mutex::new(()),
-                sync_files: Vec::new(),
+                data_file: None,
+                dir: None,
+                dir_synced: std::sync::Mutex::new(None),
                 stats: FlushStats::default(),
             }),
         })
@@ -331,6 +392,66 @@ mod tests {
     struct Vol {
         name: String,
         mounts: u32,
+    }
+
+    #[test]
+    fn young_dir_stamps_are_not_trusted() {
+        let now = std::time::SystemTime::now();
+        let at = |ago: std::time::Duration| {
+            let t = (now - ago).duration_since(std::time::UNIX_EPOCH).unwrap();
+            (t.as_secs() as i64, t.subsec_nanos() as i64)
+        };
+        let young = DirStamp {
+            mtime: at(std::time::Duration::from_millis(1)),
+            ctime: at(std::time::Duration::from_secs(5)),
+        };
+        assert!(
+            !young.settled(now),
+            "a change in the same clock tick could share it"
+        );
+        let old = DirStamp {
+            mtime: at(std::time::Duration::from_secs(2)),
+            ctime: at(std::time::Duration::from_secs(1)),
+        };
+        assert!(old.settled(now));
+    }
+
+    /// The directory is synced when an entry appears, and not on every flush otherwise.
+    #[tokio::test]
+    async fn directory_synced_only_when_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 1).unwrap();
+        let t: Tree<Vol> = s.tree("vols").unwrap();
+        let syncs = || s.flush_stats().dir_syncs.load(Ordering::Relaxed);
+        // Let the directory's stamp settle, then one flush remembers it.
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        s.flush().await.unwrap();
+        let settled = syncs();
+        for i in 0..5 {
+            let v = Vol {
+                name: format!("v{i}"),
+                mounts: i,
+            };
+            t.insert(&v.name, &v).unwrap();
+            s.flush().await.unwrap();
+        }
+        assert_eq!(
+            syncs(),
+            settled,
+            "an unchanged directory is not synced again"
+        );
+        // A new entry (sled's snapshot files appear like this) makes the next flush sync it.
+        std::fs::write(dir.path().join("snap.test"), b"x").unwrap();
+        t.insert(
+            "w",
+            &Vol {
+                name: "w".into(),
+                mounts: 0,
+            },
+        )
+        .unwrap();
+        s.flush().await.unwrap();
+        assert_eq!(syncs(), settled + 1);
     }
 
     #[tokio::test]
