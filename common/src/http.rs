@@ -297,7 +297,23 @@ pub async fn serve_plugin<P: Plugin>(
         ready_flag.set_ready(true);
         tracing::info!("ready");
     });
-    let served = serve(bound, app, shutdown).await;
+    // A store that failed (a full disk) and cannot recover in place stops the plugin, so that
+    // dockerd restarts it and the store is reopened (see `Store::stuck`).
+    let (stuck_tx, mut stuck_rx) = tokio::sync::oneshot::channel::<String>();
+    let (watch_store, watch_dir) = (store.clone(), state_dir.clone());
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            why = watch_store.stuck(watch_dir, std::time::Duration::from_secs(1)) => {
+                tracing::error!(
+                    "the state store failed ({why}) and cannot recover in place although space \
+                     is back: stopping so that dockerd restarts the plugin and reopens it"
+                );
+                let _ = stuck_tx.send(why);
+            }
+        }
+    };
+    let served = serve(bound, app, stop).await;
     starter.abort();
     if let Some(m) = metrics_server {
         m.abort();
@@ -305,6 +321,9 @@ pub async fn serve_plugin<P: Plugin>(
     plugin.stop().await;
     let flushed = store.flush().await;
     served?;
+    if let Ok(why) = stuck_rx.try_recv() {
+        return Err(format!("restart needed: the state store failed: {why}").into());
+    }
     flushed?;
     tracing::info!("stopped");
     Ok(())

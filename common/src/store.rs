@@ -74,6 +74,8 @@ struct Inner {
     dir: Option<std::fs::File>,
     /// The directory's change stamp at its last sync, when that stamp can be trusted.
     dir_synced: std::sync::Mutex<Option<DirStamp>>,
+    /// Set when a sync failed (I/O error, no space left); cleared by the next good sync.
+    failing: std::sync::atomic::AtomicBool,
     /// Completed durable flushes and the time they took (for metrics).
     stats: FlushStats,
 }
@@ -123,8 +125,16 @@ impl DirStamp {
 }
 
 impl Inner {
-    /// sled's flush, then a real sync of the files it wrote (see the module doc).
+    /// sled's flush, then a real sync of the files it wrote (see the module doc); a failure
+    /// marks the store failing until a sync succeeds.
     fn sync(&self) -> Result<(), StoreError> {
+        let res = self.sync_inner();
+        self.failing
+            .store(res.is_err(), std::sync::atomic::Ordering::SeqCst);
+        res
+    }
+
+    fn sync_inner(&self) -> Result<(), StoreError> {
         let start = std::time::Instant::now();
         self.db.flush()?;
         if let Some(f) = &self.data_file {
@@ -208,6 +218,7 @@ impl Store {
             data_file: Some(std::fs::File::open(dir.join("db")).map_err(StoreError::Sync)?),
             dir: Some(std::fs::File::open(dir).map_err(StoreError::Sync)?),
             dir_synced: std::sync::Mutex::new(None),
+            failing: std::sync::atomic::AtomicBool::new(false),
             stats: FlushStats::default(),
         };
         inner.sync()?;
@@ -228,6 +239,7 @@ impl Store {
                 data_file: None,
                 dir: None,
                 dir_synced: std::sync::Mutex::new(None),
+                failing: std::sync::atomic::AtomicBool::new(false),
                 stats: FlushStats::default(),
             }),
         })
@@ -276,6 +288,36 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the last sync failed (the store refuses writes until one succeeds).
+    pub fn is_failing(&self) -> bool {
+        self.inner.failing.load(Ordering::SeqCst)
+    }
+
+    /// Resolves (with the error) when the store cannot recover in place: a sync failed, the
+    /// store's filesystem takes writes again (a 256 KiB probe file in `dir` is written, synced
+    /// and removed), and still a flush fails. sled 0.34 keeps its first I/O error for good, so
+    /// after a full disk only a new process reopens the store; `common::main` stops the plugin
+    /// then and dockerd restarts it. A flush that succeeds clears the failure instead.
+    pub async fn stuck(&self, dir: std::path::PathBuf, every: std::time::Duration) -> String {
+        loop {
+            tokio::time::sleep(every).await;
+            if !self.is_failing() {
+                continue;
+            }
+            let d = dir.clone();
+            let space = tokio::task::spawn_blocking(move || probe_space(&d))
+                .await
+                .unwrap_or(false);
+            if !space {
+                continue;
+            }
+            match self.flush().await {
+                Ok(()) => tracing::info!("state store writes work again"),
+                Err(e) => return e.to_string(),
+            }
+        }
+    }
+
     /// Flush synchronously (for shutdown and non-async code).
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
         self.inner.sync()
@@ -286,6 +328,18 @@ impl Store {
     pub fn byte_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.inner.db.open_tree(name)?)
     }
+}
+
+/// Whether `dir`'s filesystem takes a 256 KiB synced write now.
+fn probe_space(dir: &Path) -> bool {
+    use std::io::Write;
+    let p = dir.join(".outboard-space-probe");
+    let wrote = std::fs::File::create(&p).and_then(|mut f| {
+        f.write_all(&[0u8; 256 << 10])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&p);
+    wrote.is_ok()
 }
 
 /// A named tree of `T` values under string keys.
