@@ -24,7 +24,7 @@ BUILD_DIR     ?= target/plugins
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: all build rootfs plugin-create plugin-enable plugin-install plugin-uninstall cli-install \
-        test unit e2e lint fmt demo bench soak clean fuzz fuzz-smoke
+        test unit e2e lint deny deny-advisories fmt demo bench soak clean fuzz fuzz-smoke
 
 all: build
 
@@ -98,9 +98,19 @@ plugin-uninstall:
 fmt:
 	cargo fmt --all
 
-lint:
+lint: deny
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --locked -- -D warnings
+
+## deny: licenses, bans and sources of every dependency (deny.toml); installs cargo-deny if
+## missing. Advisories need the RustSec database from GitHub: `make deny-advisories` where reachable.
+deny:
+	@command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+	cargo deny check licenses bans sources
+
+deny-advisories:
+	@command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+	cargo deny check advisories
 
 ## unit: unit, router and socket tests (no daemon needed)
 unit:
