@@ -138,10 +138,7 @@ impl<S: Sys> Service<S> {
     pub async fn remove(&self, name: &VolumeName) -> Result<(), VolumeError> {
         let name: &str = name;
         let _guard = self.lock(name).await;
-        let rec = self
-            .volumes
-            .get(name)?
-            .ok_or_else(|| VolumeError::NotFound(name.into()))?;
+        let rec = self.stored(name)?;
         let count = rec.mount_count();
         if count > 0 {
             return Err(VolumeError::InUse {
@@ -268,10 +265,7 @@ impl<S: Sys> Service<S> {
         let name: &str = name;
         let id: &str = id;
         let _guard = self.lock(name).await;
-        let mut rec = self
-            .volumes
-            .get(name)?
-            .ok_or_else(|| VolumeError::NotFound(name.into()))?;
+        let mut rec = self.stored(name)?;
         let target = self.mountpoint(name);
         // Trust the mount table, not the count: it is the truth after crashes.
         let newly = !self.is_mounted(&target);
@@ -345,10 +339,7 @@ impl<S: Sys> Service<S> {
     /// `Path`: the mount point while mounted, `""` otherwise.
     pub fn path(&self, name: &VolumeName) -> Result<String, VolumeError> {
         let name: &str = name;
-        let rec = self
-            .volumes
-            .get(name)?
-            .ok_or_else(|| VolumeError::NotFound(name.into()))?;
+        let rec = self.stored(name)?;
         Ok(if rec.mount_count() > 0 {
             self.mountpoint(name).display().to_string()
         } else {

@@ -176,6 +176,20 @@ impl<S: Sys> Service<S> {
         self.problems.read().ok().and_then(|p| p.get(name).cloned())
     }
 
+    /// The stored record of `name`, or `NotFound`.
+    fn stored(&self, name: &str) -> Result<VolumeRecord, VolumeError> {
+        self.volumes
+            .get(name)?
+            .ok_or_else(|| VolumeError::NotFound(name.into()))
+    }
+
+    /// Why a `dir` volume's data directory is missing, if it is.
+    fn data_missing(&self, name: &str) -> Option<String> {
+        let p = self.data_path(name);
+        (!self.sys.is_dir(&p).unwrap_or(false))
+            .then(|| format!("data directory {} does not exist", p.display()))
+    }
+
     async fn save(&self, rec: &VolumeRecord) -> Result<(), VolumeError> {
         self.volumes.insert(&rec.name, rec)?;
         self.store.flush().await?;

@@ -85,10 +85,7 @@ impl<S: Sys> Service<S> {
             .mounts_under(&self.paths.mount_root)
             .unwrap_or_default();
         if let Some(name) = name {
-            let rec = self
-                .volumes
-                .get(name)?
-                .ok_or_else(|| VolumeError::NotFound(name.to_string()))?;
+            let rec = self.stored(name)?;
             return Ok(vec![self.ops_view(rec, &mounted)]);
         }
         let mut out = Vec::new();
@@ -107,10 +104,7 @@ impl<S: Sys> Service<S> {
     pub async fn release_mounts(&self, name: &VolumeName) -> Result<Released, VolumeError> {
         let name: &str = name;
         let _guard = self.lock(name).await;
-        let mut rec = self
-            .volumes
-            .get(name)?
-            .ok_or_else(|| VolumeError::NotFound(name.into()))?;
+        let mut rec = self.stored(name)?;
         let target = self.mountpoint(name);
         let was_mounted = self.is_mounted(&target);
         let released = std::mem::take(&mut rec.mounts);

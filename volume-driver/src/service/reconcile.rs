@@ -42,11 +42,7 @@ impl<S: Sys> Service<S> {
             // The snapshot may be stale for a volume mounted since; re-check before re-mounting.
             let is_mounted = mounted.contains(&target) || (count > 0 && self.is_mounted(&target));
             let missing = match rec.spec.kind {
-                Kind::Dir => {
-                    let p = self.data_path(name);
-                    (!self.sys.is_dir(&p).unwrap_or(false))
-                        .then(|| format!("data directory {} does not exist", p.display()))
-                }
+                Kind::Dir => self.data_missing(name),
                 Kind::Bind => {
                     let h = rec.host_path.clone().unwrap_or_default();
                     match self.sys.resolve_in_root(&self.paths.host_root, &h) {

@@ -92,10 +92,7 @@ impl<S: Sys> Service<S> {
     /// `Get`: the volume with its status. Cheap: one store read and at most two `stat`s.
     pub fn get(&self, name: &VolumeName) -> Result<VolumeInfo, VolumeError> {
         let name: &str = name;
-        let rec = self
-            .volumes
-            .get(name)?
-            .ok_or_else(|| VolumeError::NotFound(name.into()))?;
+        let rec = self.stored(name)?;
         Ok(VolumeInfo {
             name: rec.name.clone(),
             mountpoint: self.mountpoint(name).display().to_string(),
@@ -141,11 +138,7 @@ impl<S: Sys> Service<S> {
         };
         // A quick existence check so missing data shows at once, not only after a restart.
         let missing = match spec.kind {
-            Kind::Dir => {
-                let p = self.data_path(name);
-                (!self.sys.is_dir(&p).unwrap_or(false))
-                    .then(|| format!("data directory {} does not exist", p.display()))
-            }
+            Kind::Dir => self.data_missing(name),
             Kind::Bind => {
                 let h = rec.host_path.clone().unwrap_or_default();
                 (!self
