@@ -5,8 +5,8 @@
 //!
 //! Layout: [`api`] wire types, [`options`] input validation, [`service`] the logic, [`state`] the
 //! stored records, [`naming`] link names and ownership tags, [`firewall`] the rules as data,
-//! [`nft`] their netlink encoding, [`sys`] the OS trait with its real and fake sides, [`error`]
-//! the one error enum. This module holds the settings, the plugin wiring and the HTTP handlers,
+//! [`sys`] the OS trait with its real and fake sides and the rules' netlink encoding
+//! ([`sys::nft`]), [`error`] the one error enum. This module holds the settings, the plugin wiring and the HTTP handlers,
 //! which only translate between the wire and the service.
 
 pub mod api;
@@ -14,7 +14,6 @@ pub mod error;
 pub mod firewall;
 pub mod heal;
 pub mod naming;
-pub mod nft;
 pub mod options;
 pub mod overlay;
 pub mod service;
@@ -31,7 +30,7 @@ use common::{ApiError, DockerJson};
 use serde::{Deserialize, Serialize};
 
 use crate::service::Service;
-use crate::sys::netlink::NetlinkSys;
+use crate::sys::real::NetlinkSys;
 use crate::sys::Sys;
 
 /// Settings of this plugin (env names are the upper-cased field names).

@@ -14,7 +14,7 @@ use rtnetlink::packet_route::neighbour::{
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{LinkUnspec, LinkVxlan};
 
-use crate::sys::netlink::NetlinkSys;
+use crate::sys::real::NetlinkSys;
 use crate::sys::{BridgeSpec, Link, Sys, SysError, VethSpec};
 
 /// A VXLAN device to create, enslaved to `bridge` and up.
