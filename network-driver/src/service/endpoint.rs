@@ -2,47 +2,64 @@
 //! `DeleteEndpoint` and `EndpointOperInfo`.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
-use super::{check_id, format_mac, generate_mac, parse_addr, parse_mac, short, Service};
-use crate::api::{self, Options};
+use super::{short, Service};
 use crate::error::NetworkError;
+use crate::model::{
+    format_mac, parse_mac, CreatedEndpoint, EndpointInfo, EndpointRef, Joined, NewEndpoint,
+};
 use crate::naming::{self, Owner};
 use crate::options;
 use crate::state::{EndpointState, NetworkState};
 use crate::sys::{Sys, VethSpec};
 
+/// Docker's scheme: `02:42` + the IPv4 address (locally administered, unique per network);
+/// random (locally administered, unicast) without IPv4.
+fn generate_mac(v4: Option<Ipv4Addr>) -> [u8; 6] {
+    match v4 {
+        Some(ip) => {
+            let o = ip.octets();
+            [0x02, 0x42, o[0], o[1], o[2], o[3]]
+        }
+        None => {
+            let mut m = [0u8; 6];
+            let ok = std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut m))
+                .is_ok();
+            if !ok {
+                let n = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                m.copy_from_slice(&n.to_le_bytes()[..6]);
+            }
+            m[0] = (m[0] & 0xfe) | 0x02;
+            m
+        }
+    }
+}
+
 impl<S: Sys> Service<S> {
     // ----- endpoints -----
 
     /// `CreateEndpoint`: a veth pair on the network's bridge.
-    pub async fn create_endpoint(
-        &self,
-        req: api::CreateEndpointRequest,
-    ) -> Result<api::CreateEndpointResponse, NetworkError> {
-        check_id("EndpointID", &req.endpoint_id)?;
+    pub async fn create_endpoint(&self, req: NewEndpoint) -> Result<CreatedEndpoint, NetworkError> {
         let _gate = self.ep_gate.read().await;
-        let _ep = self.ep_lock(&req.endpoint_id).await;
+        let _ep = self.ep_lock(&req.id).await;
         let net = self
             .networks
             .get(&req.network_id)?
             .ok_or_else(|| NetworkError::NetworkNotFound(short(&req.network_id).to_string()))?;
-        let iface = req.interface.unwrap_or_default();
-        let v4 = parse_addr("Address", &iface.address, false)?;
-        let v6 = parse_addr("AddressIPv6", &iface.address_ipv6, true)?;
-        let given_mac = if iface.mac_address.is_empty() {
-            None
-        } else {
-            Some(parse_mac(&iface.mac_address).ok_or_else(|| {
-                NetworkError::InvalidRequest(format!(
-                    "Interface.MacAddress {:?} is not a MAC address",
-                    iface.mac_address
-                ))
-            })?)
-        };
-        let eid = req.endpoint_id;
+        let NewEndpoint {
+            id: eid,
+            v4,
+            v6,
+            mac: given_mac,
+            ..
+        } = req;
         // An address must lie in one of the network's pools and belong to no other endpoint
         // (dockerd's IPAM guarantees both; a caller on the socket might not).
         for (field, addr, pools) in [
@@ -151,12 +168,9 @@ impl<S: Sys> Service<S> {
         )))
     }
 
-    fn endpoint_response(ep: &EndpointState) -> api::CreateEndpointResponse {
-        api::CreateEndpointResponse {
-            interface: ep.mac_generated.then(|| api::EndpointInterface {
-                mac_address: ep.mac.clone(),
-                ..Default::default()
-            }),
+    fn endpoint_response(ep: &EndpointState) -> CreatedEndpoint {
+        CreatedEndpoint {
+            generated_mac: ep.mac_generated.then(|| ep.mac.clone()),
         }
     }
 
@@ -240,18 +254,18 @@ impl<S: Sys> Service<S> {
     }
 
     /// `Join`: name the veth end to move and the gateway.
-    pub async fn join(&self, req: api::JoinRequest) -> Result<api::JoinResponse, NetworkError> {
+    pub async fn join(&self, req: EndpointRef) -> Result<Joined, NetworkError> {
         let _gate = self.ep_gate.read().await;
         let _ep = self.ep_lock(&req.endpoint_id).await;
         let ep = self.endpoint(&req.network_id, &req.endpoint_id)?;
         let net = self.network(&req.network_id)?;
         self.ensure_veth(&net, &ep).await?;
-        let mut resp = api::JoinResponse {
-            interface_name: api::InterfaceName {
-                src_name: ep.peer.clone(),
-                dst_prefix: net.spec.iface_prefix.clone(),
-            },
-            ..Default::default()
+        let mut resp = Joined {
+            src_name: ep.peer.clone(),
+            dst_prefix: net.spec.iface_prefix.clone(),
+            gateway: None,
+            gateway_v6: None,
+            disable_gateway_service: false,
         };
         if net.spec.internal {
             resp.disable_gateway_service = true;
@@ -268,21 +282,17 @@ impl<S: Sys> Service<S> {
                 .or_else(|| pools.iter().find_map(|p| p.gateway))
                 .map(|g| g.addr())
         };
-        if let Some(gw) = pick(&net.spec.v4, ep.v4) {
-            resp.gateway = gw.to_string();
-        }
+        resp.gateway = pick(&net.spec.v4, ep.v4);
         if ep.v6.is_some() {
-            if let Some(gw) = pick(&net.spec.v6, ep.v6) {
-                resp.gateway_ipv6 = gw.to_string();
-            }
+            resp.gateway_v6 = pick(&net.spec.v6, ep.v6);
         }
         // Without any gateway dockerd would attach docker_gwbridge: say there is none on purpose.
-        resp.disable_gateway_service = resp.gateway.is_empty() && resp.gateway_ipv6.is_empty();
+        resp.disable_gateway_service = resp.gateway.is_none() && resp.gateway_v6.is_none();
         Ok(resp)
     }
 
     /// `Leave`: dockerd moves the interface back after this; nothing to undo here.
-    pub async fn leave(&self, req: api::EndpointRequest) -> Result<(), NetworkError> {
+    pub async fn leave(&self, req: EndpointRef) -> Result<(), NetworkError> {
         if self.endpoints.get(&req.endpoint_id)?.is_none() {
             tracing::debug!(endpoint = %short(&req.endpoint_id), "leave of an unknown endpoint");
         }
@@ -290,7 +300,7 @@ impl<S: Sys> Service<S> {
     }
 
     /// `DeleteEndpoint`: the veth pair goes (unknown endpoints are fine).
-    pub async fn delete_endpoint(&self, req: api::EndpointRequest) -> Result<(), NetworkError> {
+    pub async fn delete_endpoint(&self, req: EndpointRef) -> Result<(), NetworkError> {
         let _gate = self.ep_gate.read().await;
         let _ep = self.ep_lock(&req.endpoint_id).await;
         let Some(ep) = self.endpoints.get(&req.endpoint_id)? else {
@@ -309,29 +319,14 @@ impl<S: Sys> Service<S> {
     }
 
     /// `EndpointOperInfo`.
-    pub async fn endpoint_oper_info(
-        &self,
-        req: api::EndpointRequest,
-    ) -> Result<api::EndpointOperInfoResponse, NetworkError> {
+    pub async fn endpoint_oper_info(&self, req: EndpointRef) -> Result<EndpointInfo, NetworkError> {
         let ep = self.endpoint(&req.network_id, &req.endpoint_id)?;
         let net = self.network(&req.network_id)?;
-        let mut value = Options::new();
-        value.insert("bridge".into(), net.bridge.into());
-        value.insert("host_veth".into(), ep.host.into());
-        value.insert("mac_address".into(), ep.mac.into());
-        let ports: Vec<serde_json::Value> = ep
-            .ports
-            .iter()
-            .map(|p| {
-                serde_json::json!({
-                    "Proto": p.proto,
-                    "HostIP": p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
-                    "HostPort": p.host_port,
-                    "Port": p.container_port,
-                })
-            })
-            .collect();
-        value.insert("published_ports".into(), ports.into());
-        Ok(api::EndpointOperInfoResponse { value })
+        Ok(EndpointInfo {
+            bridge: net.bridge,
+            host_veth: ep.host,
+            mac: ep.mac,
+            ports: ep.ports,
+        })
     }
 }

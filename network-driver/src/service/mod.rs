@@ -12,13 +12,13 @@
 //! Layout: this module holds the service, its locks and the firewall status; [`network`]
 //! networks (bridges), [`endpoint`] endpoints (veth pairs, join), [`ports`] external
 //! connectivity (published ports), [`reconcile`] restart safety, [`links`] link ownership by
-//! mark, [`ruleset`] the firewall table computed from the store and applied, [`ops`] the operator's view.
+//! mark, [`ruleset`] the firewall table computed from the store and applied, [`ops`] the
+//! operator's view. Requests arrive as [`crate::model`] types, already validated by the
+//! handlers; results go back as model types too.
 
-use std::net::Ipv4Addr;
 use std::sync::RwLock;
 
 use common::{Store, Tree};
-use ipnet::IpNet;
 
 use crate::error::NetworkError;
 use crate::firewall;
@@ -36,7 +36,6 @@ mod ruleset;
 
 pub use reconcile::ReconcileReport;
 
-const OPT_PORTMAP: &str = "com.docker.network.portmap";
 /// Start of the firewall status text when the `FIREWALL` setting is off.
 const DISABLED: &str = "disabled";
 
@@ -78,83 +77,8 @@ impl<S: Sys> std::fmt::Debug for Service<S> {
     }
 }
 
-fn check_id(kind: &str, id: &str) -> Result<(), NetworkError> {
-    if naming::valid_id(id) {
-        Ok(())
-    } else {
-        Err(NetworkError::InvalidRequest(format!(
-            "{kind} {id:?} is not a dockerd ID (12 to 64 alphanumeric characters)"
-        )))
-    }
-}
-
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
-}
-
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut mac = [0u8; 6];
-    for (i, p) in parts.iter().enumerate() {
-        if p.len() != 2 {
-            return None;
-        }
-        mac[i] = u8::from_str_radix(p, 16).ok()?;
-    }
-    Some(mac)
-}
-
-fn format_mac(m: &[u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
-}
-
-/// Docker's scheme: `02:42` + the IPv4 address (locally administered, unique per network);
-/// random (locally administered, unicast) without IPv4.
-fn generate_mac(v4: Option<Ipv4Addr>) -> [u8; 6] {
-    match v4 {
-        Some(ip) => {
-            let o = ip.octets();
-            [0x02, 0x42, o[0], o[1], o[2], o[3]]
-        }
-        None => {
-            let mut m = [0u8; 6];
-            let ok = std::fs::File::open("/dev/urandom")
-                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut m))
-                .is_ok();
-            if !ok {
-                let n = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                m.copy_from_slice(&n.to_le_bytes()[..6]);
-            }
-            m[0] = (m[0] & 0xfe) | 0x02;
-            m
-        }
-    }
-}
-
-fn parse_addr(field: &str, s: &str, v6: bool) -> Result<Option<IpNet>, NetworkError> {
-    if s.is_empty() {
-        return Ok(None);
-    }
-    let net: IpNet = s.parse().map_err(|_| {
-        NetworkError::InvalidRequest(format!(
-            "Interface.{field} {s:?} is not an address in CIDR form"
-        ))
-    })?;
-    if matches!(net, IpNet::V6(_)) != v6 {
-        return Err(NetworkError::InvalidRequest(format!(
-            "Interface.{field} {s:?} has the wrong address family"
-        )));
-    }
-    Ok(Some(net))
 }
 
 impl<S: Sys> Service<S> {

@@ -1,11 +1,10 @@
 //! Networks: `CreateNetwork` and `DeleteNetwork`, a bridge per network with its gateway
 //! addresses, re-created or adopted when the store has it and the kernel lost it.
 
-use super::{check_id, short, Service};
-use crate::api;
+use super::{short, Service};
 use crate::error::NetworkError;
+use crate::model::NewNetwork;
 use crate::naming::{self, Owner};
-use crate::options;
 use crate::state::NetworkState;
 use crate::sys::{BridgeSpec, Sys};
 
@@ -13,14 +12,8 @@ impl<S: Sys> Service<S> {
     // ----- networks -----
 
     /// `CreateNetwork`.
-    pub async fn create_network(&self, req: api::CreateNetworkRequest) -> Result<(), NetworkError> {
-        check_id("NetworkID", &req.network_id)?;
-        let spec = options::parse_network(
-            req.options.as_ref(),
-            req.ipv4_data.as_deref().unwrap_or_default(),
-            req.ipv6_data.as_deref().unwrap_or_default(),
-        )?;
-        let id = req.network_id;
+    pub async fn create_network(&self, req: NewNetwork) -> Result<(), NetworkError> {
+        let NewNetwork { id, spec } = req;
         let _g = self.net_lock.lock().await;
         if let Some(existing) = self.networks.get(&id)? {
             if existing.spec == spec {

@@ -7,9 +7,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{short, Service, OPT_PORTMAP};
-use crate::api::{self, PortBinding};
+use super::{short, Service};
 use crate::error::NetworkError;
+use crate::model::{EndpointRef, PortRequest, PortSpec};
 use crate::state::{EndpointState, NetworkState, PublishedPort};
 use crate::sys::Sys;
 
@@ -20,17 +20,11 @@ impl<S: Sys> Service<S> {
     // ----- external connectivity -----
 
     /// `ProgramExternalConnectivity`: publish the endpoint's ports.
-    pub async fn program_external(
-        &self,
-        req: api::ExternalConnectivityRequest,
-    ) -> Result<(), NetworkError> {
-        let bindings: Vec<PortBinding> = match req.options.as_ref().and_then(|o| o.get(OPT_PORTMAP))
-        {
-            None | Some(serde_json::Value::Null) => Vec::new(),
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
-                NetworkError::InvalidRequest(format!("{OPT_PORTMAP} does not decode: {e}"))
-            })?,
-        };
+    pub async fn program_external(&self, req: PortRequest) -> Result<(), NetworkError> {
+        let PortRequest {
+            endpoint: req,
+            bindings,
+        } = req;
         let _ep = self.ep_lock(&req.endpoint_id).await;
         let _g = self.net_lock.lock().await;
         let mut ep = self.endpoint(&req.network_id, &req.endpoint_id)?;
@@ -73,7 +67,7 @@ impl<S: Sys> Service<S> {
         &self,
         net: &NetworkState,
         ep: &EndpointState,
-        bindings: &[PortBinding],
+        bindings: &[PortSpec],
     ) -> Result<Vec<PublishedPort>, NetworkError> {
         type Taken = BTreeMap<(u8, u16, bool), Vec<(Option<IpAddr>, String)>>;
         let mut taken: Taken = BTreeMap::new();
@@ -110,7 +104,7 @@ impl<S: Sys> Service<S> {
                     )))
                 }
             };
-            if b.port == 0 {
+            if b.container_port == 0 {
                 return Err(NetworkError::InvalidRequest(format!(
                     "published port {proto_name}/0: the container port must be 1-65535"
                 )));
@@ -134,7 +128,9 @@ impl<S: Sys> Service<S> {
                 // `-p 8080:80`): on an endpoint without IPv6 the IPv4 binding publishes it.
                 let paired = host_ip.is_none()
                     && bindings.iter().any(|o| {
-                        o.proto == b.proto && o.port == b.port && !o.host_ip.contains(':')
+                        o.proto == b.proto
+                            && o.container_port == b.container_port
+                            && !o.host_ip.contains(':')
                     });
                 if paired {
                     continue;
@@ -142,7 +138,7 @@ impl<S: Sys> Service<S> {
                 return Err(NetworkError::InvalidRequest(format!(
                     "publishing {proto_name}/{} on the IPv6 address {} needs an IPv6 address on \
                      the endpoint (create the network with --ipv6)",
-                    b.port,
+                    b.container_port,
                     host_ip
                         .map(|i| i.to_string())
                         .unwrap_or_else(|| "::".into())
@@ -151,7 +147,7 @@ impl<S: Sys> Service<S> {
             if !v6 && !has_v4 {
                 return Err(NetworkError::InvalidRequest(format!(
                     "publishing {proto_name}/{} on IPv4 needs an IPv4 address on the endpoint",
-                    b.port
+                    b.container_port
                 )));
             }
             let range: Vec<u16> = if b.host_port == 0 {
@@ -193,14 +189,14 @@ impl<S: Sys> Service<S> {
                 host_ip,
                 v6,
                 host_port: port,
-                container_port: b.port,
+                container_port: b.container_port,
             });
         }
         Ok(out)
     }
 
     /// `RevokeExternalConnectivity`: unpublish the endpoint's ports.
-    pub async fn revoke_external(&self, req: api::EndpointRequest) -> Result<(), NetworkError> {
+    pub async fn revoke_external(&self, req: EndpointRef) -> Result<(), NetworkError> {
         let _ep = self.ep_lock(&req.endpoint_id).await;
         let _g = self.net_lock.lock().await;
         let Some(mut ep) = self.endpoints.get(&req.endpoint_id)? else {
