@@ -1,5 +1,7 @@
-//! The overlay's stored records and the decoding of what dockerd sends it (options of
-//! `AllocateNetwork`/`CreateNetwork`, `DiscoverNew` data). Validation lives here, at the edge.
+//! The overlay's stored records, its validated requests and results, and the decoding of what
+//! dockerd sends it (options of `AllocateNetwork`/`CreateNetwork`, `DiscoverNew` data), which
+//! the overlay's handlers call from their `TryFrom` conversions: validation happens at the
+//! edge, the service receives these types.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -83,6 +85,67 @@ pub struct OverlayEp {
     pub mac: String,
     /// Whether dockerd left the MAC to us (then it is returned).
     pub mac_generated: bool,
+}
+
+/// A validated `AllocateNetwork` (manager side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllocateRequest {
+    /// dockerd's network ID (checked to be one).
+    pub network_id: String,
+    /// What the user asked for with `-o`.
+    pub asked: Asked,
+}
+
+/// A validated `CreateNetwork` on a node: what the manager assigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeNetwork {
+    /// dockerd's network ID (checked to be one).
+    pub id: String,
+    /// VNI.
+    pub vni: u32,
+    /// VXLAN UDP port.
+    pub port: u16,
+    /// MTU inside the overlay.
+    pub mtu: u32,
+    /// `--internal`.
+    pub internal: bool,
+}
+
+/// A validated `DiscoverNew`/`DiscoverDelete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discovery {
+    /// Node discovery (type 1).
+    Node(Node),
+    /// Encryption keys (type 2): they concern Docker's own overlay only.
+    EncryptionKeys,
+}
+
+/// A validated overlay `CreateEndpoint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOverlayEndpoint {
+    /// The network's ID (checked to be one).
+    pub network_id: String,
+    /// dockerd's endpoint ID (checked to be one).
+    pub id: String,
+    /// The IPv4 address from IPAM (the prefix is not needed).
+    pub v4: Option<Ipv4Addr>,
+    /// The MAC dockerd gave; `None`: the driver derives one.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// What overlay `EndpointOperInfo` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayEndpointInfo {
+    /// The network's VNI.
+    pub vni: u32,
+    /// Its VXLAN UDP port.
+    pub vxlan_port: u16,
+    /// Its bridge.
+    pub bridge: String,
+    /// Host end of the endpoint's veth pair.
+    pub host_veth: String,
+    /// MAC of the container end.
+    pub mac: String,
 }
 
 /// `DiscoveryData` of a node discovery (type 1).
