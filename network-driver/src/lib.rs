@@ -92,4 +92,4 @@ impl common::Plugin for Plugin {
 }
 
 #[cfg(test)]
-mod tests;
+mod handlers_tests;

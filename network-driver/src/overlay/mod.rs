@@ -97,4 +97,4 @@ impl common::Plugin for Plugin {
 }
 
 #[cfg(test)]
-mod tests;
+mod handlers_tests;

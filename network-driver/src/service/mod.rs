@@ -9,10 +9,10 @@
 //! order). Endpoint create/join take no lock: dockerd never races calls for one endpoint, and
 //! their kernel objects are named after the endpoint.
 //!
-//! Layout: this module holds the service, its locks and the firewall status; [`network`]
-//! networks (bridges), [`endpoint`] endpoints (veth pairs, join), [`ports`] external
-//! connectivity (published ports), [`reconcile`] restart safety, [`links`] link ownership by
-//! mark, [`ruleset`] the firewall table computed from the store and applied, [`ops`] the
+//! Layout: this module holds the service, its locks and the firewall status; `network`
+//! networks (bridges), `endpoint` endpoints (veth pairs, join), `ports` external
+//! connectivity (published ports), `reconcile` restart safety, `links` link ownership by
+//! mark, `ruleset` the firewall table computed from the store and applied, [`ops`] the
 //! operator's view. Requests arrive as [`crate::model`] types, already validated by the
 //! handlers; results go back as model types too.
 

@@ -5,8 +5,8 @@
 //! All calls run one at a time (`lock`): they are rare and small.
 //!
 //! Layout: this module holds the service, its state and the helpers every call uses;
-//! [`manager`] VNI allocation, [`discovery`] swarm peers, [`network`] a node's networks
-//! (bridge + VXLAN device), [`endpoint`] its endpoints, [`reconcile`] restart safety.
+//! `manager` VNI allocation, `discovery` swarm peers, `network` a node's networks
+//! (bridge + VXLAN device), `endpoint` its endpoints, `reconcile` restart safety.
 //! Requests arrive as model types, validated by the overlay's handlers.
 
 use std::net::Ipv4Addr;

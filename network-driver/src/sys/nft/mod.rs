@@ -1,6 +1,6 @@
-//! A minimal nftables netlink encoder: turns a [`Ruleset`] into one nfnetlink batch (one
-//! kernel transaction) that builds the plugin's table, or a change between two rulesets into a
-//! batch that touches only what changed, and sends it.
+//! A minimal nftables netlink encoder: turns a [`Ruleset`](crate::firewall::Ruleset) into one
+//! nfnetlink batch (one kernel transaction) that builds the plugin's table, or a change between
+//! two rulesets into a batch that touches only what changed, and sends it.
 //!
 //! Layout of the table: four base chains whose only rules look the packet up in verdict maps
 //! (`iifname`/`oifname` in forward and postrouting, `l4proto . dport` in the NAT chains) and
@@ -13,10 +13,10 @@
 //! immediate/nat/masq expressions) are small and stable kernel ABI (`linux/netfilter/
 //! nf_tables.h`).
 //!
-//! Layout: [`rules`] the table as data (chain and map names, expressions, the rules of the
-//! base chains, of a network and of a published port), [`wire`] their netlink encoding
-//! (constants of `nf_tables.h`, attributes, the batch of messages), [`encode`] the batches
-//! the driver sends (full build, change, delete), [`transport`] the `NETLINK_NETFILTER`
+//! Layout: `rules` the table as data (chain and map names, expressions, the rules of the
+//! base chains, of a network and of a published port), `wire` their netlink encoding
+//! (constants of `nf_tables.h`, attributes, the batch of messages), `encode` the batches
+//! the driver sends (full build, change, delete), `transport` the `NETLINK_NETFILTER`
 //! socket (send a batch, read the acks, ask whose a table is).
 
 mod encode;
