@@ -1,6 +1,6 @@
 //! The HTTP edge of the overlay driver: every `/NetworkDriver.*` route. Wire requests become
 //! [`super::model`] (and [`crate::model`]) types here with `TryFrom`, where all input
-//! validation that needs no state happens; the service decides; its result is mapped back to
+//! validation that needs no state happens (with [`super::options`]); the service decides; its result is mapped back to
 //! the wire reply. Nothing here touches the store or the kernel.
 
 use std::sync::Arc;
@@ -12,8 +12,9 @@ use common::http::reply;
 use common::{ApiError, DockerJson};
 
 use super::model::{
-    self, AllocateRequest, Discovery, NewOverlayEndpoint, NodeNetwork, OverlayEndpointInfo,
+    AllocateRequest, Discovery, NewOverlayEndpoint, NodeNetwork, OverlayEndpointInfo,
 };
+use super::options;
 use super::service::Overlay;
 use super::sys::OverlaySys;
 use crate::api;
@@ -146,7 +147,7 @@ impl TryFrom<api::CreateNetworkRequest> for AllocateRequest {
 
     fn try_from(req: api::CreateNetworkRequest) -> Result<Self, NetworkError> {
         check_id("NetworkID", &req.network_id)?;
-        let asked = model::parse_asked(&model::flat_options(req.options.as_ref())?)?;
+        let asked = options::parse_asked(&options::flat_options(req.options.as_ref())?)?;
         if asked.port == Some(4789) {
             return Err(NetworkError::InvalidOption {
                 option: "vxlan_port".into(),
@@ -166,8 +167,8 @@ impl TryFrom<api::CreateNetworkRequest> for NodeNetwork {
 
     fn try_from(req: api::CreateNetworkRequest) -> Result<Self, NetworkError> {
         check_id("NetworkID", &req.network_id)?;
-        let opts = model::flat_options(req.options.as_ref())?;
-        let (vni, port, mtu) = model::parse_assigned(&opts)?;
+        let opts = options::flat_options(req.options.as_ref())?;
+        let (vni, port, mtu) = options::parse_assigned(&opts)?;
         let internal = matches!(
             req.options
                 .as_ref()
@@ -190,7 +191,7 @@ impl TryFrom<api::DiscoveryRequest> for Discovery {
 
     fn try_from(req: api::DiscoveryRequest) -> Result<Self, NetworkError> {
         match req.discovery_type {
-            1 => Ok(Self::Node(model::parse_node(&req.discovery_data)?)),
+            1 => Ok(Self::Node(options::parse_node(&req.discovery_data)?)),
             2 => Ok(Self::EncryptionKeys),
             other => Err(NetworkError::InvalidRequest(format!(
                 "DiscoveryType {other} is not a discovery type (1 node, 2 encryption keys)"

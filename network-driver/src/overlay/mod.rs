@@ -9,11 +9,13 @@
 //! rules and netlink code.
 //!
 //! Layout: [`handlers`] the HTTP edge (wire → [`model`] with `TryFrom`, results back to the
-//! wire), [`model`] records, validated requests and input decoding, [`service`] the logic,
-//! [`sys`] the host side. This module holds the settings and the plugin wiring.
+//! wire), [`model`] records and validated requests, [`options`] decoding and validation of the
+//! wire input, [`service`] the logic, [`sys`] the host side. This module holds the settings
+//! and the plugin wiring.
 
 pub mod handlers;
 pub mod model;
+pub mod options;
 pub mod service;
 pub mod sys;
 
