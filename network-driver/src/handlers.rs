@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use common::http::reply;
 use common::{ApiError, DockerJson};
 use ipnet::IpNet;
@@ -29,7 +29,7 @@ const OPT_PORTMAP: &str = "com.docker.network.portmap";
 type Svc<S> = State<Arc<Service<S>>>;
 type Reply = Result<Response, ApiError>;
 
-/// All routes of the network driver.
+/// All routes of the network driver: dockerd's, and the operator's check.
 pub fn router<S: Sys>(service: Arc<Service<S>>) -> axum::Router {
     axum::Router::new()
         .route("/NetworkDriver.GetCapabilities", post(capabilities))
@@ -52,6 +52,7 @@ pub fn router<S: Sys>(service: Arc<Service<S>>) -> axum::Router {
         .route("/NetworkDriver.DiscoverDelete", post(discover))
         .route("/NetworkDriver.AllocateNetwork", post(allocate_network))
         .route("/NetworkDriver.FreeNetwork", post(free_network))
+        .route("/outboard/v1/check", get(check::<S>))
         .with_state(service)
 }
 
@@ -143,6 +144,11 @@ async fn allocate_network(DockerJson(_req): DockerJson<api::CreateNetworkRequest
 
 async fn free_network(DockerJson(_req): DockerJson<api::NetworkRequest>) -> Response {
     reply(api::Empty {})
+}
+
+/// `GET /outboard/v1/check` (`outboard network check`): the stored state against the kernel.
+async fn check<S: Sys>(State(s): Svc<S>) -> Reply {
+    Ok(reply(s.check().await?))
 }
 
 // ----- wire → domain -----

@@ -811,3 +811,19 @@ fn replies_are_mapped_back_as_before() {
     });
     assert_eq!(serde_json::to_value(&c).unwrap(), json!({}));
 }
+
+#[tokio::test]
+async fn operator_check_is_routed() {
+    let fake = FakeSys::new();
+    let svc = service(&fake, &common::Store::temporary().unwrap());
+    let req = Request::builder()
+        .method("GET")
+        .uri("/outboard/v1/check")
+        .body(Body::empty())
+        .unwrap();
+    let resp = crate::router(svc.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["instance"], svc.tag());
+}

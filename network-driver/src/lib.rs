@@ -67,7 +67,7 @@ impl common::Plugin for Plugin {
     }
 
     fn router(self: Arc<Self>) -> axum::Router {
-        router(self.service.clone()).merge(service::ops::routes(self.service.clone()))
+        router(self.service.clone())
     }
 
     async fn metrics(&self, w: &mut common::metrics::MetricsText) {
