@@ -2,7 +2,7 @@
 //! holds 10, 100 and 1,000 networks, and with 10,000 published ports. Runs the real encoder
 //! and the real nfnetlink transaction against the kernel, inside a throwaway network namespace
 //! created by this process (needs root; prints a note and exits otherwise). A change is a
-//! network created or removed (its chains, rules and map elements, see `nft.rs`); the first
+//! network created or removed (its chains, rules and map elements, see `sys/nft/`); the first
 //! apply of each case is the full build the plugin does at start.
 //!
 //! `cargo bench -p network-driver --bench firewall` (or `make bench`).
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 use network_driver::firewall::{FwNetwork, FwPort, Ruleset};
-use network_driver::nft;
+use network_driver::sys::nft;
 
 fn network(i: usize) -> FwNetwork {
     FwNetwork {

@@ -1,7 +1,7 @@
 //! The firewall policy as data: what the plugin's own nftables table must contain for the
 //! networks and published ports it knows. [`Ruleset`] is computed from the store after every
 //! change; the difference to the last applied ruleset goes to the kernel in one transaction
-//! (its own chains and map elements only, see `nft.rs`), so the kernel never holds a
+//! (its own chains and map elements only, see `sys/nft/`), so the kernel never holds a
 //! half-applied change, one change costs the same at 10 or 1,000 networks, and reconcile (or
 //! repair after an outside change) is "build the whole table again".
 //!

@@ -8,24 +8,24 @@
 //! `outboard-network` (local), untouched; both modes share this crate's wire types, naming
 //! rules and netlink code.
 //!
-//! Layout: [`model`] records and input decoding, [`service`] the logic, [`sys`] the host side.
+//! Layout: [`handlers`] the HTTP edge (wire → [`model`] with `TryFrom`, results back to the
+//! wire), [`model`] records and validated requests, [`options`] decoding and validation of the
+//! wire input, [`service`] the logic, [`sys`] the host side. This module holds the settings
+//! and the plugin wiring.
 
+pub mod handlers;
 pub mod model;
+pub mod options;
 pub mod service;
 pub mod sys;
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::response::Response;
-use axum::routing::post;
-use common::http::reply;
-use common::{ApiError, DockerJson};
 use serde::{Deserialize, Serialize};
 
-use crate::api;
+pub use handlers::router;
 use service::{Overlay, Settings};
-use sys::{OverlayNetlink, OverlaySys};
+use sys::OverlayNetlink;
 
 /// Settings of the overlay plugin (env names are the upper-cased field names).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,116 +98,5 @@ impl common::Plugin for Plugin {
     }
 }
 
-type Svc<S> = State<Arc<Overlay<S>>>;
-type Reply = Result<Response, ApiError>;
-
-/// All routes of the overlay driver.
-pub fn router<S: OverlaySys>(service: Arc<Overlay<S>>) -> axum::Router {
-    axum::Router::new()
-        .route("/NetworkDriver.GetCapabilities", post(capabilities))
-        .route("/NetworkDriver.AllocateNetwork", post(allocate::<S>))
-        .route("/NetworkDriver.FreeNetwork", post(free::<S>))
-        .route("/NetworkDriver.DiscoverNew", post(discover_new::<S>))
-        .route("/NetworkDriver.DiscoverDelete", post(discover_delete::<S>))
-        .route("/NetworkDriver.CreateNetwork", post(create_network::<S>))
-        .route("/NetworkDriver.DeleteNetwork", post(delete_network::<S>))
-        .route("/NetworkDriver.CreateEndpoint", post(create_endpoint::<S>))
-        .route("/NetworkDriver.DeleteEndpoint", post(delete_endpoint::<S>))
-        .route("/NetworkDriver.EndpointOperInfo", post(oper_info::<S>))
-        .route("/NetworkDriver.Join", post(join::<S>))
-        .route("/NetworkDriver.Leave", post(nothing))
-        .route("/NetworkDriver.ProgramExternalConnectivity", post(nothing))
-        .route("/NetworkDriver.RevokeExternalConnectivity", post(nothing))
-        .with_state(service)
-}
-
-async fn capabilities() -> Response {
-    reply(api::CapabilitiesResponse {
-        scope: "global".into(),
-        connectivity_scope: "global".into(),
-    })
-}
-
-/// Calls with nothing to do here (ports are not published on an overlay).
-async fn nothing(DockerJson(_r): DockerJson<serde_json::Value>) -> Response {
-    reply(api::Empty {})
-}
-
-async fn allocate<S: OverlaySys>(
-    State(s): Svc<S>,
-    DockerJson(r): DockerJson<api::CreateNetworkRequest>,
-) -> Reply {
-    Ok(reply(s.allocate(r).await?))
-}
-
-async fn free<S: OverlaySys>(
-    State(s): Svc<S>,
-    DockerJson(r): DockerJson<api::NetworkRequest>,
-) -> Reply {
-    s.free(&r.network_id).await?;
-    Ok(reply(api::Empty {}))
-}
-
-async fn discover_new<S: OverlaySys>(
-    State(s): Svc<S>,
-    DockerJson(r): DockerJson<api::DiscoveryRequest>,
-) -> Reply {
-    s.discover_new(r).await?;
-    Ok(reply(api::Empty {}))
-}
-
-async fn discover_delete<S: OverlaySys>(
-    State(s): Svc<S>,
-    DockerJson(r): DockerJson<api::DiscoveryRequest>,
-) -> Reply {
-    s.discover_delete(r).await?;
-    Ok(reply(api::Empty {}))
-}
-
-async fn create_network<S: OverlaySys>(
-    State(s): Svc<S>,
-    DockerJson(r): DockerJson<api::CreateNetworkRequest>,
-) -> Reply {
-    s.create_network(r).await?;
-    Ok(reply(api::Empty {}))
-}
-
-async fn delete_network<S: OverlaySys>(
-    State(s): Svc<S>,
-    DockerJson(r): DockerJson<api::NetworkRequest>,
-) -> Reply {
-    s.delete_network(&r.network_id).await?;
-    Ok(reply(api::Empty {}))
-}
-
-async fn create_endpoint<S: OverlaySys>(
-    State(s): Svc<S>,
-    DockerJson(r): DockerJson<api::CreateEndpointRequest>,
-) -> Reply {
-    Ok(reply(s.create_endpoint(r).await?))
-}
-
-async fn delete_endpoint<S: OverlaySys>(
-    State(s): Svc<S>,
-    DockerJson(r): DockerJson<api::EndpointRequest>,
-) -> Reply {
-    s.delete_endpoint(r).await?;
-    Ok(reply(api::Empty {}))
-}
-
-async fn oper_info<S: OverlaySys>(
-    State(s): Svc<S>,
-    DockerJson(r): DockerJson<api::EndpointRequest>,
-) -> Reply {
-    Ok(reply(s.oper_info(r).await?))
-}
-
-async fn join<S: OverlaySys>(
-    State(s): Svc<S>,
-    DockerJson(r): DockerJson<api::JoinRequest>,
-) -> Reply {
-    Ok(reply(s.join(r).await?))
-}
-
 #[cfg(test)]
-mod tests;
+mod handlers_tests;

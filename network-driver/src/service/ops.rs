@@ -1,6 +1,7 @@
 //! What an operator sees (`GET /metrics`, `outboard network check`): counts, firewall health,
 //! and every stored network and endpoint checked against the kernel's links. Served on the
-//! plugin socket under `/outboard/v1/`; dockerd only ever calls `/NetworkDriver.*`.
+//! plugin socket under `/outboard/v1/` (the route is in `handlers.rs`); dockerd only ever
+//! calls `/NetworkDriver.*`.
 
 use std::sync::atomic::Ordering;
 
@@ -215,18 +216,4 @@ impl<S: Sys> Service<S> {
             heal::HEALS.load(Ordering::Relaxed) as f64,
         );
     }
-}
-
-/// The operator routes (`/outboard/v1/check`).
-pub fn routes<S: Sys>(service: std::sync::Arc<Service<S>>) -> axum::Router {
-    use axum::extract::State;
-    use axum::routing::get;
-    async fn check<S: Sys>(
-        State(s): State<std::sync::Arc<Service<S>>>,
-    ) -> Result<axum::response::Response, common::ApiError> {
-        Ok(common::http::reply(s.check().await?))
-    }
-    axum::Router::new()
-        .route("/outboard/v1/check", get(check::<S>))
-        .with_state(service)
 }

@@ -1,4 +1,4 @@
-//! Overlay router and service tests over the in-memory host.
+//! Overlay router tests over the in-memory host, and the edge's conversions on their own.
 
 use std::sync::Arc;
 
@@ -250,4 +250,27 @@ async fn endpoints_and_teardown_leave_nothing() {
         StatusCode::OK
     );
     assert!(fake.names().is_empty(), "{:?}", fake.names());
+}
+
+// ----- the edge alone: wire → model, no service -----
+
+#[test]
+fn discovery_is_decoded_at_the_edge() {
+    use super::model::Discovery;
+    let req = |t: i64, data: Value| -> crate::api::DiscoveryRequest {
+        serde_json::from_value(json!({"DiscoveryType": t, "DiscoveryData": data})).unwrap()
+    };
+    // Encryption keys are not even decoded: they concern Docker's own overlay.
+    assert_eq!(
+        Discovery::try_from(req(2, json!("anything"))).unwrap(),
+        Discovery::EncryptionKeys
+    );
+    let Discovery::Node(n) =
+        Discovery::try_from(req(1, json!({"Address": "192.0.2.7", "Self": true}))).unwrap()
+    else {
+        panic!("a node discovery");
+    };
+    assert!(n.is_self && n.addr.to_string() == "192.0.2.7");
+    let e = Discovery::try_from(req(3, Value::Null)).unwrap_err();
+    assert!(e.to_string().contains("DiscoveryType 3"), "{e}");
 }

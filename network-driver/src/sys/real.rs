@@ -1,5 +1,5 @@
 //! The real [`Sys`]: links and addresses through rtnetlink, the firewall through nfnetlink
-//! (`crate::nft`). Never runs a command.
+//! ([`crate::sys::nft`]). Never runs a command.
 
 use std::net::IpAddr;
 use std::sync::{Arc, PoisonError};
@@ -243,10 +243,10 @@ impl Sys for NetlinkSys {
             let mut last = applied.lock().unwrap_or_else(PoisonError::into_inner);
             let prev = last.take().filter(|p| p.table == rules.table);
             if let Some(prev) = prev {
-                let change = crate::nft::encode_change(&prev, &rules, next_seq());
+                let change = crate::sys::nft::encode_change(&prev, &rules, next_seq());
                 let res = match change {
                     None => Ok(()),
-                    Some((batch, what)) => crate::nft::send(&batch, &what),
+                    Some((batch, what)) => crate::sys::nft::send(&batch, &what),
                 };
                 match res {
                     Ok(()) => {
@@ -258,8 +258,8 @@ impl Sys for NetlinkSys {
                 }
             }
             refuse_foreign_table(&rules.table)?;
-            let (batch, what) = crate::nft::encode_full(&rules, next_seq());
-            crate::nft::send(&batch, &what)?;
+            let (batch, what) = crate::sys::nft::encode_full(&rules, next_seq());
+            crate::sys::nft::send(&batch, &what)?;
             *last = Some(rules);
             Ok(())
         }))
@@ -269,12 +269,12 @@ impl Sys for NetlinkSys {
 
     async fn remove_firewall(&self, table: &str) -> Result<(), SysError> {
         self.forget_firewall();
-        let (batch, what) = crate::nft::encode_delete(table, next_seq());
+        let (batch, what) = crate::sys::nft::encode_delete(table, next_seq());
         let table = table.to_string();
         tokio::task::spawn_blocking(move || {
             crate::heal::as_firewall_thread(&table, || {
                 refuse_foreign_table(&table)?;
-                crate::nft::send(&batch, &what)
+                crate::sys::nft::send(&batch, &what)
             })
         })
         .await
@@ -292,7 +292,7 @@ impl Sys for NetlinkSys {
 /// Ownership by mark for nftables too: a table under our name that lacks our mark (made by
 /// someone else) is neither rebuilt nor deleted.
 fn refuse_foreign_table(table: &str) -> Result<(), SysError> {
-    match crate::nft::table_is_ours(table)? {
+    match crate::sys::nft::table_is_ours(table)? {
         Some(false) => Err(SysError::Other(format!(
             "nftables table inet {table} exists but was not made by this plugin (no \
              outboard-network mark): left alone; remove or rename it"
@@ -502,7 +502,7 @@ mod tests {
         private_netns();
         let sys = NetlinkSys::new().unwrap();
         let table = "outboard_network_foreign".to_string();
-        assert_eq!(crate::nft::table_is_ours(&table).unwrap(), None);
+        assert_eq!(crate::sys::nft::table_is_ours(&table).unwrap(), None);
         let rules = Ruleset {
             table: table.clone(),
             networks: vec![crate::firewall::FwNetwork {
@@ -515,16 +515,16 @@ mod tests {
             ports: vec![],
         };
         sys.apply_firewall(&rules).await.unwrap();
-        assert_eq!(crate::nft::table_is_ours(&table).unwrap(), Some(true));
+        assert_eq!(crate::sys::nft::table_is_ours(&table).unwrap(), Some(true));
         sys.remove_firewall(&table).await.unwrap();
         // Someone else's table (as `nft add table inet NAME` makes it: no userdata).
-        let (batch, what) = crate::nft::foreign_table_batch(&table);
-        crate::nft::send(&batch, &what).unwrap();
-        assert_eq!(crate::nft::table_is_ours(&table).unwrap(), Some(false));
+        let (batch, what) = crate::sys::nft::foreign_table_batch(&table);
+        crate::sys::nft::send(&batch, &what).unwrap();
+        assert_eq!(crate::sys::nft::table_is_ours(&table).unwrap(), Some(false));
         let e = sys.apply_firewall(&rules).await.unwrap_err().to_string();
         assert!(e.contains("not made by this plugin"), "{e}");
         let e = sys.remove_firewall(&table).await.unwrap_err().to_string();
         assert!(e.contains("not made by this plugin"), "{e}");
-        assert_eq!(crate::nft::table_is_ours(&table).unwrap(), Some(false));
+        assert_eq!(crate::sys::nft::table_is_ours(&table).unwrap(), Some(false));
     }
 }

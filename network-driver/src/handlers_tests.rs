@@ -1,4 +1,5 @@
-//! Router and service tests over the recording fake (no privilege needed).
+//! Router tests over the recording fake (no privilege needed), and the edge's wire ↔ model
+//! conversions on their own.
 
 use std::sync::Arc;
 
@@ -732,4 +733,97 @@ async fn concurrent_calls_on_one_endpoint_stay_consistent() {
             "round {round}: record {recorded}, veth {veth}"
         );
     }
+}
+
+// ----- the edge alone: wire → model and back, no service -----
+
+#[test]
+fn create_endpoint_is_validated_at_the_edge() {
+    use crate::model::NewEndpoint;
+    let req = |iface: Value| -> crate::api::CreateEndpointRequest {
+        serde_json::from_value(json!({"NetworkID": NET, "EndpointID": EP, "Interface": iface}))
+            .unwrap()
+    };
+    let ok = NewEndpoint::try_from(req(json!({"Address": "10.99.0.2/24",
+        "AddressIPv6": "fd00::2/64", "MacAddress": "02:00:00:00:00:09"})))
+    .unwrap();
+    assert_eq!(ok.v4, Some("10.99.0.2/24".parse().unwrap()));
+    assert_eq!(ok.v6, Some("fd00::2/64".parse().unwrap()));
+    assert_eq!(ok.mac, Some([2, 0, 0, 0, 0, 9]));
+    for (iface, needle) in [
+        (json!({"MacAddress": "02:00"}), "is not a MAC address"),
+        (
+            json!({"Address": "10.99.0.2"}),
+            "not an address in CIDR form",
+        ),
+        (
+            json!({"AddressIPv6": "10.99.0.2/24"}),
+            "wrong address family",
+        ),
+    ] {
+        let e = NewEndpoint::try_from(req(iface)).unwrap_err();
+        assert!(e.to_string().contains(needle), "{e}");
+    }
+    let mut bad_id = req(json!({}));
+    bad_id.endpoint_id = "x".into();
+    assert!(NewEndpoint::try_from(bad_id).is_err());
+}
+
+#[test]
+fn portmap_is_decoded_at_the_edge() {
+    use crate::model::PortRequest;
+    let req = |map: Value| -> crate::api::ExternalConnectivityRequest {
+        serde_json::from_value(json!({"NetworkID": NET, "EndpointID": EP,
+            "Options": {"com.docker.network.portmap": map}}))
+        .unwrap()
+    };
+    assert!(PortRequest::try_from(req(Value::Null))
+        .unwrap()
+        .bindings
+        .is_empty());
+    let p =
+        PortRequest::try_from(req(json!([{"Proto": 17, "Port": 53, "HostPort": 5353}]))).unwrap();
+    assert_eq!(
+        (p.bindings[0].proto, p.bindings[0].container_port),
+        (17, 53)
+    );
+    let e = PortRequest::try_from(req(json!("80:80"))).unwrap_err();
+    assert!(e.to_string().contains("does not decode"), "{e}");
+}
+
+#[test]
+fn replies_are_mapped_back_as_before() {
+    use crate::model::{CreatedEndpoint, Joined};
+    let j = crate::api::JoinResponse::from(Joined {
+        src_name: "veth".into(),
+        dst_prefix: "eth".into(),
+        gateway: None,
+        gateway_v6: Some("fd00::1".parse().unwrap()),
+        disable_gateway_service: false,
+    });
+    assert_eq!(
+        serde_json::to_value(&j).unwrap(),
+        json!({"InterfaceName": {"SrcName": "veth", "DstPrefix": "eth"},
+               "GatewayIPv6": "fd00::1", "DisableGatewayService": false})
+    );
+    let c = crate::api::CreateEndpointResponse::from(CreatedEndpoint {
+        generated_mac: None,
+    });
+    assert_eq!(serde_json::to_value(&c).unwrap(), json!({}));
+}
+
+#[tokio::test]
+async fn operator_check_is_routed() {
+    let fake = FakeSys::new();
+    let svc = service(&fake, &common::Store::temporary().unwrap());
+    let req = Request::builder()
+        .method("GET")
+        .uri("/outboard/v1/check")
+        .body(Body::empty())
+        .unwrap();
+    let resp = crate::router(svc.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["instance"], svc.tag());
 }

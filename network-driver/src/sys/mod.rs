@@ -1,14 +1,16 @@
 //! The driver's effects on the host, at the level of intent: bridges, veth pairs, addresses,
-//! link deletion and the firewall table. [`Sys`] is implemented by [`netlink::NetlinkSys`]
+//! link deletion and the firewall table. [`Sys`] is implemented by [`real::NetlinkSys`]
 //! (rtnetlink and nftables over netlink, never a shell command) and by [`fake::FakeSys`]
 //! (records calls, can fail the Nth one) for tests that run without privilege.
 //!
-//! This module decides nothing: names, order and rollback belong to the service.
+//! This module decides nothing: names, order and rollback belong to the service. [`nft`] is
+//! the nftables netlink encoding the real side sends.
 
 /// The recording fake, for tests only (never in the release binary).
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
-pub mod netlink;
+pub mod nft;
+pub mod real;
 
 use std::future::Future;
 
