@@ -23,20 +23,14 @@ fn service(fake: &FakeSys, store: &common::Store) -> Arc<Service<FakeSys>> {
 }
 
 async fn call(svc: &Arc<Service<FakeSys>>, path: &str, body: Value) -> (StatusCode, Value) {
+    // `Null` stands for the empty body dockerd sends on some calls.
     let body = if body.is_null() {
-        Body::empty()
+        String::new()
     } else {
-        Body::from(body.to_string())
+        body.to_string()
     };
-    let req = Request::builder()
-        .method("POST")
-        .uri(format!("/NetworkDriver.{path}"))
-        .body(body)
-        .unwrap();
-    let resp = crate::router(svc.clone()).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
+    let path = format!("/NetworkDriver.{path}");
+    common::testing::call(&crate::router(svc.clone()), "POST", &path, body).await
 }
 
 fn create_net(id: &str, generic: Value, subnet: &str) -> Value {

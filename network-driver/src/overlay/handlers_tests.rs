@@ -2,11 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use super::service::{Overlay, Settings};
 use super::sys::fake::FakeOverlay;
@@ -24,18 +21,8 @@ fn svc(fake: &FakeOverlay, store: &common::Store) -> Arc<Overlay<FakeOverlay>> {
 }
 
 async fn call(s: &Arc<Overlay<FakeOverlay>>, path: &str, body: &str) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method("POST")
-        .uri(format!("/NetworkDriver.{path}"))
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = super::router(s.clone()).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let path = format!("/NetworkDriver.{path}");
+    common::testing::call(&super::router(s.clone()), "POST", &path, body.to_string()).await
 }
 
 fn node(addr: &str, me: bool) -> String {
