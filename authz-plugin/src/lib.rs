@@ -3,14 +3,17 @@
 //! dockerd calls `AuthZPlugin.AuthZReq` before and `AuthZPlugin.AuthZRes` after each API
 //! request; [`service::Service`] answers from a TOML policy ([`policy`]) that is reloaded when
 //! the file changes or on SIGHUP. Requests are normalised ([`route`]) and bodies read strictly
-//! ([`body`]) so that no spelling of a request escapes its rule. This module holds the settings,
-//! the error type, the HTTP handlers and the `check` sub-command.
+//! ([`body`]) so that no spelling of a request escapes its rule. `handlers` is the HTTP edge
+//! (wire ↔ [`model`]); this module holds the settings, the error type, the plugin wiring and the
+//! `check` sub-command.
 
 pub mod api;
 pub mod body;
 pub mod containers;
+mod handlers;
 pub mod hostfs;
 pub mod metrics;
+pub mod model;
 pub mod policy;
 pub mod profile;
 pub mod route;
@@ -22,12 +25,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::response::Response;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use crate::api::AuthZRequest;
+pub use crate::handlers::{parse, router};
 use crate::policy::{Builtins, Policy};
 use crate::service::{Mode, Service, Settings};
 use crate::sys::{RealSys, Sys};
@@ -153,15 +153,15 @@ impl From<AuthzError> for common::ApiError {
 /// which reads the plugin's output, from waking up once per decision.
 const AUDIT_FLUSH: Duration = Duration::from_millis(200);
 
-/// The plugin.
-pub struct Plugin {
-    service: Arc<Service>,
+/// The plugin, over the real filesystem unless a test injects a fake [`Sys`].
+pub struct Plugin<S: Sys = RealSys> {
+    service: Arc<Service<S>>,
     reload_interval: Duration,
 }
 
-impl Plugin {
+impl<S: Sys> Plugin<S> {
     /// Build from explicit parts (tests inject a fake [`Sys`]).
-    pub fn with_sys(config: &Config, sys: Arc<dyn Sys>) -> Result<Self, common::BoxError> {
+    pub fn with_sys(config: &Config, sys: Arc<S>) -> Result<Self, common::BoxError> {
         let settings = config.settings(sys.self_id())?;
         if let Some(id) = &settings.builtins.self_id {
             tracing::info!(id = %id, "self-protection also covers our plugin ID");
@@ -173,7 +173,7 @@ impl Plugin {
     }
 
     /// The service (for tests and benchmarks).
-    pub fn service(&self) -> &Arc<Service> {
+    pub fn service(&self) -> &Arc<Service<S>> {
         &self.service
     }
 }
@@ -213,13 +213,7 @@ impl common::Plugin for Plugin {
     }
 
     fn router(self: Arc<Self>) -> axum::Router {
-        axum::Router::new()
-            .route("/AuthZPlugin.AuthZReq", post(authz_req))
-            .route("/AuthZPlugin.AuthZRes", post(authz_res))
-            .route("/outboard/v1/stats", get(stats))
-            .route("/outboard/v1/reload", post(reload))
-            .with_state(self.service.clone())
-            .merge(service::ops::routes(self.service.clone()))
+        router(self.service.clone())
     }
 
     async fn metrics(&self, w: &mut common::metrics::MetricsText) {
@@ -310,53 +304,6 @@ fn check(args: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Decode the body of an `AuthZReq`/`AuthZRes` call (public for the fuzz targets).
-pub fn parse(bytes: &[u8]) -> Result<AuthZRequest, AuthzError> {
-    let trimmed = bytes.trim_ascii();
-    if trimmed.is_empty() {
-        return Err(AuthzError::BadRequest("empty body".into()));
-    }
-    serde_json::from_slice(trimmed).map_err(|e| AuthzError::BadRequest(e.to_string()))
-}
-
-async fn authz_req(
-    State(s): State<Arc<Service>>,
-    req: axum::extract::Request,
-) -> Result<Response, common::ApiError> {
-    let bytes = common::http::read_body(req).await?;
-    let r = parse(&bytes)?;
-    Ok(common::http::reply(s.authz_request(&r)))
-}
-
-async fn authz_res(
-    State(s): State<Arc<Service>>,
-    req: axum::extract::Request,
-) -> Result<Response, common::ApiError> {
-    let bytes = common::http::read_body(req).await?;
-    let r = parse(&bytes)?;
-    let reply = s.authz_response(&r);
-    // What the reply teaches about containers is durable before dockerd goes on.
-    if s.observe_response(&r) {
-        s.sync_records().await;
-    }
-    Ok(common::http::reply(reply))
-}
-
-async fn stats(State(s): State<Arc<Service>>) -> Response {
-    common::http::reply(s.stats())
-}
-
-async fn reload(State(s): State<Arc<Service>>) -> Response {
-    let out = tokio::task::spawn_blocking(move || s.reload(true)).await;
-    let v = match out {
-        Ok(service::Reload::Loaded(h)) => serde_json::json!({"Loaded": h}),
-        Ok(service::Reload::Rejected(e)) => serde_json::json!({"Rejected": e}),
-        Ok(service::Reload::Unchanged) => serde_json::json!({}),
-        Err(e) => serde_json::json!({"Rejected": e.to_string()}),
-    };
-    common::http::reply(v)
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@
 use common::metrics::{Kind, MetricsText};
 
 use crate::service::Service;
+use crate::sys::Sys;
 
 /// Append the authz families.
-pub fn render(service: &Service, w: &mut MetricsText) {
+pub fn render<S: Sys>(service: &Service<S>, w: &mut MetricsText) {
     let st = service.stats();
     w.family(
         "outboard_authz_decisions_total",
@@ -28,7 +29,7 @@ pub fn render(service: &Service, w: &mut MetricsText) {
     for r in &st.rules {
         w.sample(
             "outboard_authz_rule_hits_total",
-            &[("rule", &r.name), ("effect", &r.effect)],
+            &[("rule", &r.name), ("effect", r.effect)],
             r.hits as f64,
         );
     }
@@ -55,5 +56,5 @@ pub fn render(service: &Service, w: &mut MetricsText) {
         Kind::Gauge,
         "1 for the mode in force (enforce or audit).",
     );
-    w.sample("outboard_authz_mode", &[("mode", &st.mode)], 1.0);
+    w.sample("outboard_authz_mode", &[("mode", st.mode)], 1.0);
 }

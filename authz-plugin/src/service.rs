@@ -1,18 +1,17 @@
 //! The authorization service: holds the policy in force (swapped atomically on reload), turns
 //! each daemon call into a decision, applies the mode (enforce / audit = dry run), writes the
-//! audit trail and keeps counters. Knows nothing of HTTP.
+//! audit trail and keeps counters. Knows nothing of HTTP or of the wire types: it takes an
+//! [`ApiCall`] and answers a [`Decision`] (`handlers.rs` converts both).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use base64::Engine;
-
-use crate::api::{AuthZRequest, AuthZResponse, RuleStats, Stats};
 use crate::body::{parse_strict, Facts};
 use crate::containers::{Containers, Record, Registry, Risk};
 use crate::hostfs::{self, HostFs};
+use crate::model::{ApiCall, Counters, Decision, RuleCount};
 use crate::policy::{Builtins, Effect, Policy, Request, Verdict, BUILTINS};
 use crate::route;
 use crate::sys::{Stamp, Sys};
@@ -52,10 +51,10 @@ pub enum Reload {
     Rejected(String),
 }
 
-/// The service.
-pub struct Service {
+/// The service, over the real filesystem or a test's fake.
+pub struct Service<S: Sys> {
     settings: Settings,
-    sys: Arc<dyn Sys>,
+    sys: Arc<S>,
     policy: RwLock<Arc<Policy>>,
     seen: Mutex<Option<Stamp>>,
     reloads: AtomicU64,
@@ -98,9 +97,9 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
-impl Service {
+impl<S: Sys> Service<S> {
     /// Build the service and load the policy (a deny-all stand-in if it cannot be loaded).
-    pub fn new(settings: Settings, sys: Arc<dyn Sys>) -> Self {
+    pub fn new(settings: Settings, sys: Arc<S>) -> Self {
         let s = Self {
             settings,
             sys,
@@ -234,11 +233,10 @@ impl Service {
     }
 
     /// Decide an `AuthZReq`.
-    pub fn authz_request(&self, req: &AuthZRequest) -> AuthZResponse {
+    pub fn authz_request(&self, req: &ApiCall) -> Decision {
         let policy = self.policy();
-        let body = decode_body(req.request_body.as_deref());
         let reg = self.containers.read().unwrap_or_else(|p| p.into_inner());
-        let mut input = input(req, body.as_ref());
+        let mut input = input(req);
         input.containers = Some(&*reg);
         input.host = self.sys.host_fs();
         let v = policy.evaluate_request(&input, &self.settings.builtins);
@@ -247,11 +245,10 @@ impl Service {
     }
 
     /// Decide an `AuthZRes`.
-    pub fn authz_response(&self, req: &AuthZRequest) -> AuthZResponse {
+    pub fn authz_response(&self, req: &ApiCall) -> Decision {
         let policy = self.policy();
-        let body = decode_body(req.request_body.as_deref());
         let reg = self.containers.read().unwrap_or_else(|p| p.into_inner());
-        let mut input = input(req, body.as_ref());
+        let mut input = input(req);
         input.containers = Some(&*reg);
         let v = policy.evaluate_response(&input);
         drop(reg);
@@ -265,15 +262,15 @@ impl Service {
     /// from the request dockerd accepted), an inspected one (the settings dockerd applied), a
     /// rename, a removal, a prune. Returns whether the records changed (the caller makes them
     /// durable before answering).
-    pub fn observe_response(&self, req: &AuthZRequest) -> bool {
-        let status = req.response_status_code.unwrap_or(0);
+    pub fn observe_response(&self, req: &ApiCall) -> bool {
+        let status = req.response_status.unwrap_or(0);
         if !(200..300).contains(&status) {
             return false;
         }
-        let route = route::classify(&req.request_method, &req.request_uri);
-        let json = |b64: Option<&str>| -> Option<serde_json::Value> {
-            match decode_body(b64)? {
-                Ok(bytes) if !bytes.trim_ascii().is_empty() => parse_strict(&bytes).ok(),
+        let route = route::classify(&req.method, &req.uri);
+        let json = |body: &Option<Result<Vec<u8>, String>>| -> Option<serde_json::Value> {
+            match body.as_ref()? {
+                Ok(bytes) if !bytes.trim_ascii().is_empty() => parse_strict(bytes).ok(),
                 _ => None,
             }
         };
@@ -283,13 +280,13 @@ impl Service {
         let mut gone: Vec<String> = Vec::new();
         match route.action {
             "container.create" => {
-                let Some(reply) = json(req.response_body.as_deref()) else {
+                let Some(reply) = json(&req.response_body) else {
                     return false;
                 };
                 let Some(id) = reply.get("id").and_then(|v| v.as_str()) else {
                     return false;
                 };
-                let facts = match json(req.request_body.as_deref()) {
+                let facts = match json(&req.body) {
                     Some(body) => Facts::from_body("container.create", &body),
                     // Created from a body the plugin never saw: all it knows is that it does not
                     // know (fail closed for anything sharing it).
@@ -304,7 +301,7 @@ impl Service {
                 gone = evicted;
             }
             "container.inspect" => {
-                let Some(reply) = json(req.response_body.as_deref()) else {
+                let Some(reply) = json(&req.response_body) else {
                     return false;
                 };
                 let (Some(id), name) = (
@@ -354,7 +351,7 @@ impl Service {
                 gone.push(id);
             }
             "container.prune" => {
-                let Some(reply) = json(req.response_body.as_deref()) else {
+                let Some(reply) = json(&req.response_body) else {
                     return false;
                 };
                 for id in crate::body::strings(reply.get("containersdeleted")) {
@@ -384,17 +381,17 @@ impl Service {
     fn finish(
         &self,
         phase: &str,
-        req: &AuthZRequest,
+        req: &ApiCall,
         policy: &Policy,
         v: &Verdict,
         log: bool,
-    ) -> AuthZResponse {
+    ) -> Decision {
         let (decision, reply) = match (v.effect, self.settings.mode) {
             (Effect::Allow, _) => {
                 self.allowed.fetch_add(1, Ordering::Relaxed);
                 (
                     "allow",
-                    AuthZResponse {
+                    Decision {
                         allow: true,
                         msg: String::new(),
                     },
@@ -403,13 +400,13 @@ impl Service {
             (Effect::Deny, Mode::Enforce) => {
                 self.denied.fetch_add(1, Ordering::Relaxed);
                 let msg = format!("{} (rule {})", v.message, v.rule);
-                ("deny", AuthZResponse { allow: false, msg })
+                ("deny", Decision { allow: false, msg })
             }
             (Effect::Deny, Mode::Audit) => {
                 self.would_deny.fetch_add(1, Ordering::Relaxed);
                 (
                     "would-deny",
-                    AuthZResponse {
+                    Decision {
                         allow: true,
                         msg: String::new(),
                     },
@@ -426,15 +423,15 @@ impl Service {
         reply
     }
 
-    fn audit(&self, phase: &str, req: &AuthZRequest, policy: &Policy, v: &Verdict, decision: &str) {
+    fn audit(&self, phase: &str, req: &ApiCall, policy: &Policy, v: &Verdict, decision: &str) {
         let line = AuditLine {
             time: now(),
             phase,
             user: req.user.as_deref().unwrap_or(""),
-            method: &req.request_method,
+            method: &req.method,
             action: v.action,
             path: &v.path,
-            uri: &req.request_uri,
+            uri: &req.uri,
             decision,
             rule: &v.rule,
             message: &v.message,
@@ -463,15 +460,15 @@ impl Service {
         self.reload_failures.load(Ordering::Relaxed)
     }
 
-    /// Counters for `GET /outboard/v1/stats`.
-    pub fn stats(&self) -> Stats {
+    /// Counters for `GET /outboard/v1/stats` and `/metrics`.
+    pub fn stats(&self) -> Counters {
         let p = self.policy();
-        let mut rules: Vec<RuleStats> = p
+        let mut rules: Vec<RuleCount> = p
             .rules
             .iter()
-            .map(|r| RuleStats {
+            .map(|r| RuleCount {
                 name: r.name.clone(),
-                effect: effect_name(r.effect).into(),
+                effect: effect_name(r.effect),
                 hits: r.hits.load(Ordering::Relaxed),
             })
             .collect();
@@ -481,9 +478,9 @@ impl Service {
             } else {
                 Effect::Deny
             };
-            rules.push(RuleStats {
+            rules.push(RuleCount {
                 name: (*b).into(),
-                effect: effect_name(effect).into(),
+                effect: effect_name(effect),
                 hits: p
                     .builtin_hits
                     .get(b)
@@ -491,13 +488,13 @@ impl Service {
             });
         }
         let mut decisions = BTreeMap::new();
-        decisions.insert("allow".into(), self.allowed.load(Ordering::Relaxed));
-        decisions.insert("deny".into(), self.denied.load(Ordering::Relaxed));
-        decisions.insert("would-deny".into(), self.would_deny.load(Ordering::Relaxed));
-        Stats {
+        decisions.insert("allow", self.allowed.load(Ordering::Relaxed));
+        decisions.insert("deny", self.denied.load(Ordering::Relaxed));
+        decisions.insert("would-deny", self.would_deny.load(Ordering::Relaxed));
+        Counters {
             mode: match self.settings.mode {
-                Mode::Enforce => "enforce".into(),
-                Mode::Audit => "audit".into(),
+                Mode::Enforce => "enforce",
+                Mode::Audit => "audit",
             },
             policy_hash: p.hash.clone(),
             policy_path: self.settings.policy_path.display().to_string(),
@@ -520,24 +517,17 @@ fn effect_name(e: Effect) -> &'static str {
     }
 }
 
-/// Decode dockerd's base64 body: `None` when absent, `Err` when not valid base64.
-fn decode_body(b64: Option<&str>) -> Option<Result<Vec<u8>, String>> {
-    let s = b64?;
-    Some(
-        base64::engine::general_purpose::STANDARD
-            .decode(s.trim())
-            .map_err(|e| format!("RequestBody is not valid base64: {e}")),
-    )
-}
-
-fn input<'a>(req: &'a AuthZRequest, body: Option<&'a Result<Vec<u8>, String>>) -> Request<'a> {
+fn input(req: &ApiCall) -> Request<'_> {
     Request {
         user: req.user.as_deref().filter(|u| !u.is_empty()),
-        method: &req.request_method,
-        uri: &req.request_uri,
-        body: body.map(|b| b.as_ref().map(|v| v.as_slice()).map_err(|e| e.clone())),
-        content_type: req.header("Content-Type"),
-        content_length: req.header("Content-Length"),
+        method: &req.method,
+        uri: &req.uri,
+        body: req
+            .body
+            .as_ref()
+            .map(|b| b.as_ref().map(|v| v.as_slice()).map_err(|e| e.clone())),
+        content_type: req.content_type.as_deref(),
+        content_length: req.content_length.as_deref(),
         containers: None,
         host: None,
     }
@@ -563,8 +553,16 @@ pub mod ops;
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+
     use super::*;
+    use crate::api::AuthZRequest;
     use crate::sys::FakeSys;
+
+    /// The call as the HTTP edge makes it from dockerd's body.
+    fn call(r: AuthZRequest) -> ApiCall {
+        ApiCall::from(&r)
+    }
 
     const POLICY: &str = r#"
 default = "allow"
@@ -575,7 +573,7 @@ message = "privileged containers are not allowed"
 privileged = true
 "#;
 
-    fn service(sys: Arc<FakeSys>, mode: Mode, denials_only: bool) -> Service {
+    fn service(sys: Arc<FakeSys>, mode: Mode, denials_only: bool) -> Service<FakeSys> {
         Service::new(
             Settings {
                 policy_path: "/policy/policy.toml".into(),
@@ -593,7 +591,11 @@ privileged = true
         )
     }
 
-    fn create(privileged: bool) -> AuthZRequest {
+    fn create(privileged: bool) -> ApiCall {
+        call(create_wire(privileged))
+    }
+
+    fn create_wire(privileged: bool) -> AuthZRequest {
         let body = format!(r#"{{"Image":"busybox","HostConfig":{{"Privileged":{privileged}}}}}"#);
         AuthZRequest {
             request_method: "POST".into(),
@@ -671,11 +673,11 @@ privileged = true
     fn no_policy_denies_everything() {
         let sys = Arc::new(FakeSys::default());
         let s = service(sys.clone(), Mode::Enforce, false);
-        let r = s.authz_request(&AuthZRequest {
+        let r = s.authz_request(&call(AuthZRequest {
             request_method: "HEAD".into(),
             request_uri: "/_ping".into(),
             ..Default::default()
-        });
+        }));
         assert!(!r.allow);
         assert!(r.msg.contains("no valid authorization policy"), "{}", r.msg);
         sys.set_policy(POLICY);
@@ -706,15 +708,15 @@ privileged = true
         base64::engine::general_purpose::STANDARD.encode(s)
     }
 
-    fn reply(method: &str, uri: &str, body: Option<&str>, status: i64, out: &str) -> AuthZRequest {
-        AuthZRequest {
+    fn reply(method: &str, uri: &str, body: Option<&str>, status: i64, out: &str) -> ApiCall {
+        call(AuthZRequest {
             request_method: method.into(),
             request_uri: uri.into(),
             request_body: body.map(b64),
             response_status_code: Some(status),
             response_body: Some(b64(out)),
             ..Default::default()
-        }
+        })
     }
 
     #[test]
@@ -733,7 +735,7 @@ privileged = true
         let share = |x: &str| {
             let body =
                 format!(r#"{{"Image":"busybox","HostConfig":{{"PidMode":"container:{x}"}}}}"#);
-            AuthZRequest {
+            call(AuthZRequest {
                 request_method: "POST".into(),
                 request_uri: "/v1.41/containers/create".into(),
                 request_body: Some(b64(&body)),
@@ -741,7 +743,7 @@ privileged = true
                     .into_iter()
                     .collect(),
                 ..Default::default()
-            }
+            })
         };
         assert!(!s.authz_request(&share("web")).allow, "unseen");
         // A create dockerd answered 201: the ID from the reply, the facts from the request.
@@ -757,8 +759,8 @@ privileged = true
         assert!(s.authz_request(&share(&web[..12])).allow, "ID prefix");
         // A refused create (409) teaches nothing.
         let mut refused = created.clone();
-        refused.request_uri = "/v1.41/containers/create?name=other".into();
-        refused.response_status_code = Some(409);
+        refused.uri = "/v1.41/containers/create?name=other".into();
+        refused.response_status = Some(409);
         assert!(!s.observe_response(&refused));
         // An inspect reply: what dockerd applied (a privileged container, a host bind).
         let inspect = format!(
@@ -828,9 +830,9 @@ privileged = true
         let sys = Arc::new(FakeSys::default());
         sys.set_policy(POLICY);
         let s = service(sys, Mode::Enforce, false);
-        let mut r = create(false);
+        let mut r = create_wire(false);
         r.request_body = Some("!!!not base64".into());
-        let out = s.authz_request(&r);
+        let out = s.authz_request(&call(r));
         assert!(!out.allow);
         assert!(out.msg.contains("base64"), "{}", out.msg);
     }

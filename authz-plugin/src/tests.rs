@@ -1,11 +1,8 @@
 //! Router tests: the handlers through `oneshot`, with a fake filesystem.
 
 use super::*;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine;
-use http_body_util::BodyExt;
-use tower::ServiceExt;
 
 use crate::sys::FakeSys;
 
@@ -15,7 +12,7 @@ fn app(sys: Arc<FakeSys>) -> axum::Router {
         Err(e) => panic!("{e}"),
     };
     let rt = common::RuntimeConfig::default();
-    common::http::app(common::Plugin::router(plugin), &["authz"], &rt)
+    common::http::app(router(plugin.service().clone()), &["authz"], &rt)
 }
 
 async fn call(
@@ -24,23 +21,7 @@ async fn call(
     path: &str,
     body: String,
 ) -> (StatusCode, serde_json::Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .body(Body::from(body))
-        .unwrap_or_default();
-    let resp = match app.oneshot(req).await {
-        Ok(r) => r,
-        Err(e) => match e {},
-    };
-    let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    common::testing::call(&app, method, path, body).await
 }
 
 fn authz_body(method: &str, uri: &str, body: Option<&str>) -> String {

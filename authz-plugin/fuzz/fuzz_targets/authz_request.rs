@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // What a reply teaches about containers (create, inspect, rename, delete, prune), then a
     // decision against those records; a fresh service so that inputs stay independent.
-    if req.response_status_code.is_some() {
+    if req.response_status.is_some() {
         let s = common::service(common::EXAMPLE);
         s.observe_response(&req);
         let r = s.authz_request(&req);

@@ -4,6 +4,7 @@
 #![no_main]
 
 use authz_plugin::api::AuthZRequest;
+use authz_plugin::model::ApiCall;
 use authz_plugin::body::{parse_strict, Facts};
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
@@ -47,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
             ..Default::default()
         };
         for s in common::services() {
-            let r = s.authz_request(&req);
+            let r = s.authz_request(&ApiCall::from(&req));
             assert!(r.allow || !r.msg.is_empty(), "a denial without a message");
         }
     }

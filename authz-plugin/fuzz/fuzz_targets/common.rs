@@ -11,7 +11,7 @@ use authz_plugin::sys::FakeSys;
 pub const EXAMPLE: &str = include_str!("../../../deploy/authz/policy.example.toml");
 
 /// A service with `policy` (and no container records).
-pub fn service(policy: &str) -> Service {
+pub fn service(policy: &str) -> Service<FakeSys> {
     let sys = Arc::new(FakeSys::default());
     sys.set_policy(policy);
     Service::new(
@@ -32,8 +32,8 @@ pub fn service(policy: &str) -> Service {
 }
 
 /// The example policy, and the same rules under `profile = "restricted"`.
-pub fn services() -> &'static [Service; 2] {
-    static S: OnceLock<[Service; 2]> = OnceLock::new();
+pub fn services() -> &'static [Service<FakeSys>; 2] {
+    static S: OnceLock<[Service<FakeSys>; 2]> = OnceLock::new();
     S.get_or_init(|| {
         let restricted = EXAMPLE.replace("profile = \"baseline\"", "profile = \"restricted\"");
         let s = [service(EXAMPLE), service(&restricted)];

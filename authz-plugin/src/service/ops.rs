@@ -5,9 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{decode_body, input, Service};
-use crate::api::AuthZRequest;
+use super::{input, Service};
+use crate::model::ApiCall;
 use crate::policy::{Effect, Policy};
+use crate::sys::Sys;
 
 /// Body of `POST /outboard/v1/policy/check`.
 #[derive(Debug, Default, Deserialize)]
@@ -70,7 +71,7 @@ pub fn check_policy(text: &str) -> CheckReply {
     }
 }
 
-impl Service {
+impl<S: Sys> Service<S> {
     /// Close the audit file so the next line opens its path again (SIGHUP after rotation).
     pub fn reopen_audit(&self) {
         self.sys.reopen_audit();
@@ -79,7 +80,7 @@ impl Service {
     /// How the policy in force decides `req` as an `AuthZReq`, without counting the decision
     /// or writing an audit line: evaluated on a fresh compile of the same file (so rule hit
     /// counters stay untouched) when its hash matches the policy in force.
-    pub fn explain(&self, req: &AuthZRequest) -> Explain {
+    pub fn explain(&self, req: &ApiCall) -> Explain {
         let in_force = self.policy();
         let fresh = self
             .sys
@@ -89,8 +90,7 @@ impl Service {
             .and_then(|t| Policy::compile(&t).ok())
             .filter(|p| p.hash == in_force.hash);
         let policy = fresh.as_ref().unwrap_or(&in_force);
-        let body = decode_body(req.request_body.as_deref());
-        let v = policy.evaluate_request(&input(req, body.as_ref()), &self.settings.builtins);
+        let v = policy.evaluate_request(&input(req), &self.settings.builtins);
         let decision = match (v.effect, self.settings.mode) {
             (Effect::Allow, _) => "allow",
             (Effect::Deny, super::Mode::Enforce) => "deny",
@@ -105,30 +105,4 @@ impl Service {
             policy: policy.hash.clone(),
         }
     }
-}
-
-/// The operator routes (`/outboard/v1/policy/check`, `/outboard/v1/explain`).
-pub fn routes(service: std::sync::Arc<Service>) -> axum::Router {
-    use axum::extract::State;
-    use axum::routing::post;
-    use common::http::reply;
-    use common::DockerJson;
-    async fn check(DockerJson(r): DockerJson<CheckRequest>) -> axum::response::Response {
-        reply(check_policy(&r.policy))
-    }
-    async fn explain(
-        State(s): State<std::sync::Arc<Service>>,
-        DockerJson(r): DockerJson<AuthZRequest>,
-    ) -> Result<axum::response::Response, common::ApiError> {
-        if r.request_method.is_empty() || r.request_uri.is_empty() {
-            return Err(common::ApiError::bad_request(
-                "RequestMethod and RequestUri are required",
-            ));
-        }
-        Ok(reply(s.explain(&r)))
-    }
-    axum::Router::new()
-        .route("/outboard/v1/policy/check", post(check))
-        .route("/outboard/v1/explain", post(explain))
-        .with_state(service)
 }

@@ -29,7 +29,7 @@ pub struct Stamp {
 }
 
 /// What the service needs from the outside world.
-pub trait Sys: Send + Sync {
+pub trait Sys: Send + Sync + 'static {
     /// Cheap identity of the policy file, to notice edits without reading it.
     fn policy_stamp(&self, path: &Path) -> io::Result<Stamp>;
     /// The policy file's bytes.
