@@ -1,0 +1,231 @@
+//! The field tables: every field of the bodies the profile judges (moby's `container.Config`,
+//! `HostConfig`, exec options, swarm specs, API 1.45), each with what it may hold, and the
+//! default capabilities and safe sysctls.
+
+/// Capabilities in Docker's default set (moby `oci/caps/defaults.go` `DefaultCapabilities`):
+/// adding one of them changes nothing.
+pub(super) const DEFAULT_CAPS: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+/// Sysctls the Pod Security Standards (baseline) call safe: namespaced and harmless.
+pub(super) const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+];
+
+/// What a known field may hold under a profile.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Check {
+    /// Anything: the field cannot raise privilege (names, commands, limits, labels...).
+    Any,
+    /// Must be false, null or absent.
+    False,
+    /// Must be empty (zero value).
+    Empty,
+    /// Checked by its own function (see [`Profile::check_field`]).
+    Own,
+}
+
+/// Fields of moby's `container.Config` (API 1.45), folded.
+pub(super) const CONFIG_FIELDS: &[(&str, Check)] = &[
+    ("hostname", Check::Any),
+    ("domainname", Check::Any),
+    ("user", Check::Any),
+    ("attachstdin", Check::Any),
+    ("attachstdout", Check::Any),
+    ("attachstderr", Check::Any),
+    ("exposedports", Check::Any),
+    ("tty", Check::Any),
+    ("openstdin", Check::Any),
+    ("stdinonce", Check::Any),
+    ("env", Check::Any),
+    ("cmd", Check::Any),
+    ("healthcheck", Check::Any),
+    ("argsescaped", Check::Any),
+    ("image", Check::Any),
+    ("volumes", Check::Any),
+    ("workingdir", Check::Any),
+    ("entrypoint", Check::Any),
+    ("networkdisabled", Check::Any),
+    ("macaddress", Check::Any),
+    ("onbuild", Check::Any),
+    ("labels", Check::Any),
+    ("stopsignal", Check::Any),
+    ("stoptimeout", Check::Any),
+    ("shell", Check::Any),
+    ("hostconfig", Check::Own),
+    ("networkingconfig", Check::Own),
+];
+
+/// Fields of moby's `container.HostConfig` with its embedded `Resources` (API 1.45), folded.
+pub(super) const HOST_CONFIG_FIELDS: &[(&str, Check)] = &[
+    ("binds", Check::Own),
+    ("containeridfile", Check::Any),
+    ("logconfig", Check::Any),
+    ("networkmode", Check::Own),
+    ("portbindings", Check::Any),
+    ("restartpolicy", Check::Any),
+    ("autoremove", Check::Any),
+    ("volumedriver", Check::Any),
+    ("volumesfrom", Check::Own),
+    ("consolesize", Check::Any),
+    ("annotations", Check::Empty),
+    ("capadd", Check::Own),
+    ("capdrop", Check::Any),
+    ("capabilities", Check::Own),
+    ("cgroupnsmode", Check::Own),
+    ("dns", Check::Any),
+    ("dnsoptions", Check::Any),
+    ("dnssearch", Check::Any),
+    ("extrahosts", Check::Any),
+    ("groupadd", Check::Any),
+    ("ipcmode", Check::Own),
+    ("cgroup", Check::Own),
+    ("links", Check::Any),
+    ("oomscoreadj", Check::Own),
+    ("pidmode", Check::Own),
+    ("privileged", Check::False),
+    ("publishallports", Check::Any),
+    ("readonlyrootfs", Check::Any),
+    ("securityopt", Check::Own),
+    ("storageopt", Check::Any),
+    ("tmpfs", Check::Any),
+    ("utsmode", Check::Own),
+    ("usernsmode", Check::Own),
+    ("shmsize", Check::Any),
+    ("sysctls", Check::Own),
+    ("runtime", Check::Own),
+    ("isolation", Check::Own),
+    ("mounts", Check::Own),
+    ("maskedpaths", Check::Own),
+    ("readonlypaths", Check::Own),
+    ("init", Check::Any),
+    // Resources.
+    ("cpushares", Check::Any),
+    ("memory", Check::Any),
+    ("nanocpus", Check::Any),
+    ("cgroupparent", Check::Empty),
+    ("blkioweight", Check::Any),
+    ("blkioweightdevice", Check::Any),
+    ("blkiodevicereadbps", Check::Any),
+    ("blkiodevicewritebps", Check::Any),
+    ("blkiodevicereadiops", Check::Any),
+    ("blkiodevicewriteiops", Check::Any),
+    ("cpuperiod", Check::Any),
+    ("cpuquota", Check::Any),
+    ("cpurealtimeperiod", Check::Any),
+    ("cpurealtimeruntime", Check::Any),
+    ("cpusetcpus", Check::Any),
+    ("cpusetmems", Check::Any),
+    ("devices", Check::Empty),
+    ("devicecgrouprules", Check::Empty),
+    ("devicerequests", Check::Empty),
+    ("kernelmemory", Check::Any),
+    ("kernelmemorytcp", Check::Any),
+    ("memoryreservation", Check::Any),
+    ("memoryswap", Check::Any),
+    ("memoryswappiness", Check::Any),
+    ("oomkilldisable", Check::False),
+    ("pidslimit", Check::Any),
+    ("ulimits", Check::Any),
+    ("cpucount", Check::Any),
+    ("cpupercent", Check::Any),
+    ("iomaximumiops", Check::Any),
+    ("iomaximumbandwidth", Check::Any),
+];
+
+/// Fields of moby's `container.ExecOptions` (exec create body), folded.
+pub(super) const EXEC_FIELDS: &[(&str, Check)] = &[
+    ("user", Check::Any),
+    ("privileged", Check::False),
+    ("tty", Check::Any),
+    ("consolesize", Check::Any),
+    ("attachstdin", Check::Any),
+    ("attachstderr", Check::Any),
+    ("attachstdout", Check::Any),
+    ("detach", Check::Any),
+    ("detachkeys", Check::Any),
+    ("env", Check::Any),
+    ("workingdir", Check::Any),
+    ("cmd", Check::Any),
+];
+
+/// Fields of `swarm.ContainerSpec`, folded.
+pub(super) const CONTAINER_SPEC_FIELDS: &[(&str, Check)] = &[
+    ("image", Check::Any),
+    ("labels", Check::Any),
+    ("command", Check::Any),
+    ("args", Check::Any),
+    ("hostname", Check::Any),
+    ("env", Check::Any),
+    ("dir", Check::Any),
+    ("user", Check::Any),
+    ("groups", Check::Any),
+    ("privileges", Check::Own),
+    ("init", Check::Any),
+    ("stopsignal", Check::Any),
+    ("tty", Check::Any),
+    ("openstdin", Check::Any),
+    ("readonly", Check::Any),
+    ("mounts", Check::Own),
+    ("stopgraceperiod", Check::Any),
+    ("healthcheck", Check::Any),
+    ("hosts", Check::Any),
+    ("dnsconfig", Check::Any),
+    ("secrets", Check::Any),
+    ("configs", Check::Any),
+    ("isolation", Check::Own),
+    ("sysctls", Check::Own),
+    ("capabilityadd", Check::Own),
+    ("capabilitydrop", Check::Any),
+    ("ulimits", Check::Any),
+    ("oomscoreadj", Check::Own),
+];
+
+/// Fields of `swarm.TaskSpec`, folded.
+pub(super) const TASK_SPEC_FIELDS: &[(&str, Check)] = &[
+    ("containerspec", Check::Own),
+    ("pluginspec", Check::Empty),
+    ("networkattachmentspec", Check::Empty),
+    ("resources", Check::Own),
+    ("restartpolicy", Check::Any),
+    ("placement", Check::Any),
+    ("networks", Check::Own),
+    ("logdriver", Check::Any),
+    ("forceupdate", Check::Any),
+    ("runtime", Check::Own),
+];
+
+/// Fields of `swarm.ServiceSpec`, folded.
+pub(super) const SERVICE_SPEC_FIELDS: &[(&str, Check)] = &[
+    ("name", Check::Any),
+    ("labels", Check::Any),
+    ("tasktemplate", Check::Own),
+    ("mode", Check::Any),
+    ("updateconfig", Check::Any),
+    ("rollbackconfig", Check::Any),
+    ("networks", Check::Own),
+    ("endpointspec", Check::Any),
+];
