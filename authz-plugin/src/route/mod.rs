@@ -201,30 +201,9 @@ pub fn static_path(action: &str) -> Option<&'static str> {
 /// Decode `%XX` escapes once. Invalid escapes stay as they are (Go rejects them with 400, so such
 /// a request never reaches a handler); invalid UTF-8 is replaced, which only makes a path unknown.
 pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Lexically clean an absolute path: collapse `//`, drop `.`, resolve `..` (never above `/`),
@@ -295,14 +274,17 @@ pub fn normalize(uri: &str) -> (String, BTreeMap<String, Vec<String>>) {
     let mut query: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // As Go 1.17+ (dockerd 20.10 is built with 1.19): `&` separates, a pair containing `;` is
     // dropped.
-    for pair in raw_query
+    let kept = raw_query
         .split('&')
-        .filter(|p| !p.is_empty() && !p.contains(';'))
-    {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_decode(&k.replace('+', " "));
-        let v = percent_decode(&v.replace('+', " "));
-        query.entry(k).or_default().push(v);
+        .filter(|p| !p.contains(';'))
+        .collect::<Vec<_>>()
+        .join("&");
+    // `+` is a space, then `%XX` escapes, empty pairs skipped: Go's `url.ParseQuery`.
+    for (k, v) in form_urlencoded::parse(kept.as_bytes()) {
+        query
+            .entry(k.into_owned())
+            .or_default()
+            .push(v.into_owned());
     }
     (path, query)
 }

@@ -195,3 +195,18 @@ proptest! {
         prop_assert_eq!(classify("POST", &u).action, "container.create", "{}", u);
     }
 }
+
+#[test]
+fn queries_decode_as_go_parse_query() {
+    // `;` drops its pair (Go 1.17+), `+` is a space, escapes decoded once, empty pairs skipped,
+    // a key without `=` has an empty value, repeated keys keep every value in order.
+    let (_, q) = normalize("/v1.41/build?a=1;b=2&c=%41+b&&d&c=%2B&e=%zz");
+    assert_eq!(q.get("a"), None);
+    assert_eq!(q.get("c"), Some(&vec!["A b".to_string(), "+".to_string()]));
+    assert_eq!(q.get("d"), Some(&vec![String::new()]));
+    assert_eq!(q.get("e"), Some(&vec!["%zz".to_string()]));
+    assert_eq!(
+        percent_decode("/v1.41/containers/%63reate%2"),
+        "/v1.41/containers/create%2"
+    );
+}
