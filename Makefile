@@ -24,7 +24,7 @@ BUILD_DIR     ?= target/plugins
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: all build rootfs plugin-create plugin-enable plugin-install plugin-uninstall cli-install \
-        test unit e2e lint deny deny-advisories fmt demo bench soak clean fuzz fuzz-smoke
+        test unit e2e lint deny deny-advisories cargo-deny fmt demo bench soak clean fuzz fuzz-smoke
 
 all: build
 
@@ -104,13 +104,14 @@ lint: deny
 
 ## deny: licenses, bans and sources of every dependency (deny.toml); installs cargo-deny if
 ## missing. Advisories need the RustSec database from GitHub: `make deny-advisories` where reachable.
-deny:
-	@command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+deny: cargo-deny
 	cargo deny check licenses bans sources
 
-deny-advisories:
-	@command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+deny-advisories: cargo-deny
 	cargo deny check advisories
+
+cargo-deny:
+	@command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
 
 ## unit: unit, router and socket tests (no daemon needed)
 unit:

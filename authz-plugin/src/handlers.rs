@@ -8,12 +8,11 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
-use base64::Engine;
 use common::http::reply;
 use common::DockerJson;
 
 use crate::api::{AuthZRequest, AuthZResponse, RuleStats, Stats};
-use crate::model::{ApiCall, Counters, Decision};
+use crate::model::{decode_base64, ApiCall, Counters, Decision};
 use crate::service::ops::{check_policy, CheckRequest};
 use crate::service::{Reload, Service};
 use crate::sys::Sys;
@@ -45,27 +44,20 @@ pub fn parse(bytes: &[u8]) -> Result<ApiCall, AuthzError> {
     Ok(ApiCall::from(&wire))
 }
 
-/// Decode dockerd's base64 body: `None` when absent, `Err` when not valid base64.
-fn decode_body(b64: Option<&str>) -> Option<Result<Vec<u8>, String>> {
-    let s = b64?;
-    Some(
-        base64::engine::general_purpose::STANDARD
-            .decode(s.trim())
-            .map_err(|e| format!("RequestBody is not valid base64: {e}")),
-    )
-}
-
 impl From<&AuthZRequest> for ApiCall {
     fn from(r: &AuthZRequest) -> Self {
         Self {
-            user: r.user.clone().filter(|u| !u.is_empty()),
+            user: r.user.clone(),
             method: r.request_method.clone(),
             uri: r.request_uri.clone(),
-            body: decode_body(r.request_body.as_deref()),
+            body: r
+                .request_body
+                .as_deref()
+                .map(|b64| decode_base64("RequestBody", b64)),
             content_type: r.header("Content-Type").map(String::from),
             content_length: r.header("Content-Length").map(String::from),
             response_status: r.response_status_code,
-            response_body: decode_body(r.response_body.as_deref()),
+            response_body_b64: r.response_body.clone(),
         }
     }
 }

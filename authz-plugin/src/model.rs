@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One API call dockerd asks about, with its base64 bodies already decoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiCall {
-    /// TLS client certificate subject CN (`None` on the unix socket or when empty).
+    /// TLS client certificate subject CN (`None` on the unix socket).
     pub user: Option<String>,
     /// HTTP method.
     pub method: String,
@@ -21,8 +21,26 @@ pub struct ApiCall {
     pub content_length: Option<String>,
     /// `AuthZRes` only: the status the handler set.
     pub response_status: Option<i64>,
-    /// `AuthZRes` only: the response body (as `body`).
-    pub response_body: Option<Result<Vec<u8>, String>>,
+    /// `AuthZRes` only: the response body as dockerd sent it (base64). Most responses are
+    /// never read, so it is decoded on demand ([`ApiCall::response_bytes`]), not at the edge.
+    pub response_body_b64: Option<String>,
+}
+
+impl ApiCall {
+    /// The response body, decoded: `None` when absent, `Err` when not valid base64.
+    pub fn response_bytes(&self) -> Option<Result<Vec<u8>, String>> {
+        self.response_body_b64
+            .as_deref()
+            .map(|b64| decode_base64("ResponseBody", b64))
+    }
+}
+
+/// Decode one of dockerd's base64 fields (`field` names it in the error).
+pub fn decode_base64(field: &str, b64: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| format!("{field} is not valid base64: {e}"))
 }
 
 /// The answer to one call (a denial is an answer, not an error).

@@ -6,8 +6,9 @@
 //! `pwrite` + `sync_file_range`, which persists neither the file's size/extent metadata nor the
 //! disk's write cache, so after it the store `fdatasync`s sled's data file (`db`) and, when its
 //! entries may have changed since the last sync (new snapshot files: rare), the store directory.
-//! One sync covers every caller waiting at that moment (group commit). Values stored as separate sled blob files (values over sled's blob threshold,
-//! far larger than anything the plugins store) are outside this guarantee.
+//! One sync covers every caller waiting at that moment (group commit). Values stored as separate
+//! sled blob files (values over sled's blob threshold, far larger than anything the plugins
+//! store) are outside this guarantee.
 //!
 //! Key layout: the default tree holds `outboard/schema_version` (u32, big endian); each plugin
 //! owns the named trees it opens and documents their keys in its own store module.
@@ -15,7 +16,7 @@
 
 use std::marker::PhantomData;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -75,7 +76,7 @@ struct Inner {
     /// The directory's change stamp at its last sync, when that stamp can be trusted.
     dir_synced: std::sync::Mutex<Option<DirStamp>>,
     /// Set when a sync failed (I/O error, no space left); cleared by the next good sync.
-    failing: std::sync::atomic::AtomicBool,
+    failing: AtomicBool,
     /// Completed durable flushes and the time they took (for metrics).
     stats: FlushStats,
 }
@@ -125,12 +126,28 @@ impl DirStamp {
 }
 
 impl Inner {
+    /// The store over `db`; `files` are its data file and directory (`None`: temporary store,
+    /// nothing to sync).
+    fn new(db: sled::Db, files: Option<(std::fs::File, std::fs::File)>) -> Self {
+        let (data_file, dir) = files.unzip();
+        Self {
+            db,
+            requested: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
+            flush_lock: tokio::sync::Mutex::new(()),
+            data_file,
+            dir,
+            dir_synced: std::sync::Mutex::new(None),
+            failing: AtomicBool::new(false),
+            stats: FlushStats::default(),
+        }
+    }
+
     /// sled's flush, then a real sync of the files it wrote (see the module doc); a failure
     /// marks the store failing until a sync succeeds.
     fn sync(&self) -> Result<(), StoreError> {
         let res = self.sync_inner();
-        self.failing
-            .store(res.is_err(), std::sync::atomic::Ordering::SeqCst);
+        self.failing.store(res.is_err(), Ordering::SeqCst);
         res
     }
 
@@ -149,9 +166,7 @@ impl Inner {
             .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
         Ok(())
     }
-}
 
-impl Inner {
     /// `fsync` the store directory unless it provably has not changed since the last sync: a
     /// sync of an unchanged directory still costs a disk cache flush on every group commit.
     /// Runs under the flush lock (one caller at a time).
@@ -210,17 +225,11 @@ impl Store {
         }
         // sled 0.34 keeps its log and pages in one file, `db`, synced after every flush; the
         // directory gains snapshot files now and then, synced when it changed.
-        let inner = Inner {
-            db,
-            requested: AtomicU64::new(0),
-            flushed: AtomicU64::new(0),
-            flush_lock: tokio::sync::Mutex::new(()),
-            data_file: Some(std::fs::File::open(dir.join("db")).map_err(StoreError::Sync)?),
-            dir: Some(std::fs::File::open(dir).map_err(StoreError::Sync)?),
-            dir_synced: std::sync::Mutex::new(None),
-            failing: std::sync::atomic::AtomicBool::new(false),
-            stats: FlushStats::default(),
-        };
+        let files = (
+            std::fs::File::open(dir.join("db")).map_err(StoreError::Sync)?,
+            std::fs::File::open(dir).map_err(StoreError::Sync)?,
+        );
+        let inner = Inner::new(db, Some(files));
         inner.sync()?;
         Ok(Self {
             inner: Arc::new(inner),
@@ -231,17 +240,7 @@ impl Store {
     pub fn temporary() -> Result<Self, StoreError> {
         let db = sled::Config::new().temporary(true).open()?;
         Ok(Self {
-            inner: Arc::new(Inner {
-                db,
-                requested: AtomicU64::new(0),
-                flushed: AtomicU64::new(0),
-                flush_lock: tokio::sync::Mutex::new(()),
-                data_file: None,
-                dir: None,
-                dir_synced: std::sync::Mutex::new(None),
-                failing: std::sync::atomic::AtomicBool::new(false),
-                stats: FlushStats::default(),
-            }),
+            inner: Arc::new(Inner::new(db, None)),
         })
     }
 
@@ -296,8 +295,8 @@ impl Store {
     /// Resolves (with the error) when the store cannot recover in place: a sync failed, the
     /// store's filesystem takes writes again (a 256 KiB probe file in `dir` is written, synced
     /// and removed), and still a flush fails. sled 0.34 keeps its first I/O error for good, so
-    /// after a full disk only a new process reopens the store; `common::main` stops the plugin
-    /// then and dockerd restarts it. A flush that succeeds clears the failure instead.
+    /// after a full disk only a new process reopens the store; `http::serve_plugin` stops the
+    /// plugin then and dockerd restarts it. A flush that succeeds clears the failure instead.
     pub async fn stuck(&self, dir: std::path::PathBuf, every: std::time::Duration) -> String {
         loop {
             tokio::time::sleep(every).await;

@@ -19,7 +19,7 @@ pub async fn call(
     let req = Request::builder()
         .method(method)
         .uri(path)
-        .header("Accept", "application/vnd.docker.plugins.v1.2+json")
+        .header("Accept", crate::http::PLUGIN_CONTENT_TYPE)
         .body(body.into());
     let req = match req {
         Ok(r) => r,
@@ -50,8 +50,9 @@ pub async fn dockerd_post(sock: &Path, path: &str, body: &str) -> std::io::Resul
     let mut s = tokio::net::UnixStream::connect(sock).await?;
     let req = format!(
         "POST {path} HTTP/1.1\r\nHost: \r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: {}\r\n\
-         Accept: application/vnd.docker.plugins.v1.2+json\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+         Accept: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len(),
+        crate::http::PLUGIN_CONTENT_TYPE,
     );
     s.write_all(req.as_bytes()).await?;
     let mut out = String::new();

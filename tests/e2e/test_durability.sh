@@ -6,7 +6,6 @@
 # for every 200 reply to a mutating call, an fdatasync/fsync of the store's data file that began
 # after the request was read and ended before the reply was written. Subnets 10.98.60-63.x only.
 source "$(dirname "$0")/lib.sh"
-command -v strace >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq strace >/dev/null; }
 e2e_start
 e2e_install volume network ipam
 V=$PREFIX-volume:latest N=$PREFIX-network:latest I=$PREFIX-ipam:latest

@@ -4,7 +4,6 @@
 # plugin and a dockerd restart, and bad input (overlap, outside address, bad options,
 # exhausted pool) leaving the state unchanged. Subnets: 10.98.0.0/15 and 10.200.0.0/16 only.
 source "$(dirname "$0")/lib.sh"
-command -v jq >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq jq >/dev/null; }
 e2e_start
 e2e_install ipam
 P=$PREFIX-ipam:latest

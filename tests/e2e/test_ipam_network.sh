@@ -4,7 +4,6 @@
 # and reach each other, and everything is released on removal. Subnets 10.98.x only; bridge
 # names start with obi.
 source "$(dirname "$0")/lib.sh"
-command -v jq >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq jq >/dev/null; }
 e2e_start
 e2e_install network ipam
 D=$PREFIX-network:latest

@@ -6,7 +6,6 @@
 # stats/check/explain; firewall self-healing after the table is deleted/flushed from outside.
 # Subnets: 10.98.250.0/24 to 10.98.254.0/24 only.
 source "$(dirname "$0")/lib.sh"
-command -v jq >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq jq >/dev/null; }
 e2e_start
 e2e_install volume network ipam authz
 PROM="python3 $(dirname "$0")/promcheck.py"

@@ -11,7 +11,6 @@ if [ "${DOCKERD:-20.10}" != 20.10 ]; then
   exit 0
 fi
 source "$(dirname "$0")/swarm/lib.sh"
-command -v jq >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq jq >/dev/null; }
 sw_up network ipam volume authz overlay
 OV=$PREFIX-overlay:latest
 IP=$PREFIX-ipam:latest

@@ -27,7 +27,6 @@ SEED=${SOAK_SEED:-$(date +%s)}
 FAULTS=(${SOAK_FAULTS:-kill disable restart fulldisk})
 RANDOM=$SEED
 log "soak: $SOAK_MINUTES minute(s), seed $SEED (replay: SOAK_SEED=$SEED), faults: ${FAULTS[*]}"
-command -v jq >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq jq >/dev/null; }
 e2e_start
 # The IPAM plugin's state lives on a small tmpfs of its own, so the disk can be filled.
 # (In the daemon's mount namespace: 26.1 runs in a private one.)

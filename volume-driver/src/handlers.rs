@@ -77,8 +77,9 @@ async fn get_volume<S: Sys>(
 
 async fn list<S: Sys>(State(s): Svc<S>) -> Reply {
     // The service memoises the encoded reply between changes (see `Service::list_encoded`).
-    let body = s.list_encoded(encode_list)?;
-    let mut resp = Response::new(axum::body::Body::from(body.as_ref().clone()));
+    // Handed to the response as is (shared, not copied: ~1 MB at 10,000 volumes).
+    let body = axum::body::Bytes::from_owner(SharedBytes(s.list_encoded(encode_list)?));
+    let mut resp = Response::new(axum::body::Body::from(body));
     resp.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static(common::http::PLUGIN_CONTENT_TYPE),
@@ -117,6 +118,15 @@ fn wire_volume(v: VolumeInfo) -> api::Volume {
     }
 }
 
+/// The memoised `List` reply as a response body's owner.
+struct SharedBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 pub(crate) fn encode_list(volumes: &[VolumeSummary]) -> Result<Vec<u8>, VolumeError> {
     let reply = api::ListResponse {
         volumes: volumes
@@ -132,13 +142,13 @@ pub(crate) fn encode_list(volumes: &[VolumeSummary]) -> Result<Vec<u8>, VolumeEr
     serde_json::to_vec(&reply).map_err(|e| VolumeError::Store(common::StoreError::Encode(e)))
 }
 
-/// `Status` as `docker volume inspect` shows it: human-readable values, with exact byte counts
-/// beside the human sizes for scripts.
 /// The volume and the caller of a `Mount`/`Unmount`, validated in that order.
 fn mount_call(r: api::MountRequest) -> Result<(VolumeName, CallerId), VolumeError> {
     Ok((VolumeName::try_from(r.name)?, CallerId::try_from(r.id)?))
 }
 
+/// `Status` as `docker volume inspect` shows it: human-readable values, with exact byte counts
+/// beside the human sizes for scripts.
 pub(crate) fn status_json(st: &VolumeStatus) -> Map<String, Value> {
     let mut s = Map::new();
     s.insert("Backend".into(), json!(st.backend));

@@ -25,6 +25,25 @@ pub enum Mode {
     Audit,
 }
 
+impl Mode {
+    /// The mode's name in audit lines and stats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
+
+    /// What `effect` amounts to in this mode: `allow`, `deny` or `would-deny`.
+    pub fn decision(self, effect: Effect) -> &'static str {
+        match (effect, self) {
+            (Effect::Allow, _) => "allow",
+            (Effect::Deny, Mode::Enforce) => "deny",
+            (Effect::Deny, Mode::Audit) => "would-deny",
+        }
+    }
+}
+
 /// Settings of the service (from the plugin's config).
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -266,26 +285,20 @@ impl<S: Sys> Service<S> {
         v: &Verdict,
         log: bool,
     ) -> Decision {
-        let (decision, reply) = match (v.effect, self.settings.mode) {
-            (Effect::Allow, _) => {
-                self.allowed.fetch_add(1, Ordering::Relaxed);
-                (
-                    "allow",
-                    Decision {
-                        allow: true,
-                        msg: String::new(),
-                    },
-                )
-            }
+        let decision = self.settings.mode.decision(v.effect);
+        let (counter, reply) = match (v.effect, self.settings.mode) {
             (Effect::Deny, Mode::Enforce) => {
-                self.denied.fetch_add(1, Ordering::Relaxed);
                 let msg = format!("{} (rule {})", v.message, v.rule);
-                ("deny", Decision { allow: false, msg })
+                (&self.denied, Decision { allow: false, msg })
             }
-            (Effect::Deny, Mode::Audit) => {
-                self.would_deny.fetch_add(1, Ordering::Relaxed);
+            (effect, _) => {
+                let counter = if effect == Effect::Allow {
+                    &self.allowed
+                } else {
+                    &self.would_deny
+                };
                 (
-                    "would-deny",
+                    counter,
                     Decision {
                         allow: true,
                         msg: String::new(),
@@ -293,6 +306,7 @@ impl<S: Sys> Service<S> {
                 )
             }
         };
+        counter.fetch_add(1, Ordering::Relaxed);
         if log
             && self.settings.audit
             && policy.audit
@@ -316,10 +330,7 @@ impl<S: Sys> Service<S> {
             rule: &v.rule,
             message: &v.message,
             policy: &policy.hash,
-            mode: match self.settings.mode {
-                Mode::Enforce => "enforce",
-                Mode::Audit => "audit",
-            },
+            mode: self.settings.mode.as_str(),
         };
         let Ok(text) = serde_json::to_string(&line) else {
             return;
@@ -372,10 +383,7 @@ impl<S: Sys> Service<S> {
         decisions.insert("deny", self.denied.load(Ordering::Relaxed));
         decisions.insert("would-deny", self.would_deny.load(Ordering::Relaxed));
         Counters {
-            mode: match self.settings.mode {
-                Mode::Enforce => "enforce",
-                Mode::Audit => "audit",
-            },
+            mode: self.settings.mode.as_str(),
             policy_hash: p.hash.clone(),
             policy_path: self.settings.policy_path.display().to_string(),
             reloads: self.reloads.load(Ordering::Relaxed),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{input, Service};
 use crate::model::ApiCall;
-use crate::policy::{Effect, Policy};
+use crate::policy::Policy;
 use crate::sys::Sys;
 
 /// Body of `POST /outboard/v1/policy/check`.
@@ -91,13 +91,8 @@ impl<S: Sys> Service<S> {
             .filter(|p| p.hash == in_force.hash);
         let policy = fresh.as_ref().unwrap_or(&in_force);
         let v = policy.evaluate_request(&input(req), &self.settings.builtins);
-        let decision = match (v.effect, self.settings.mode) {
-            (Effect::Allow, _) => "allow",
-            (Effect::Deny, super::Mode::Enforce) => "deny",
-            (Effect::Deny, super::Mode::Audit) => "would-deny",
-        };
         Explain {
-            decision: decision.into(),
+            decision: self.settings.mode.decision(v.effect).into(),
             rule: v.rule.clone(),
             msg: v.message.clone(),
             action: v.action.into(),

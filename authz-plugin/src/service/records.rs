@@ -15,8 +15,8 @@ impl<S: Sys> Service<S> {
             return false;
         }
         let route = route::classify(&req.method, &req.uri);
-        let json = |body: &Option<Result<Vec<u8>, String>>| -> Option<serde_json::Value> {
-            match body.as_ref()? {
+        let json = |body: Option<&Result<Vec<u8>, String>>| -> Option<serde_json::Value> {
+            match body? {
                 Ok(bytes) if !bytes.trim_ascii().is_empty() => parse_strict(bytes).ok(),
                 _ => None,
             }
@@ -27,13 +27,13 @@ impl<S: Sys> Service<S> {
         let mut gone: Vec<String> = Vec::new();
         match route.action {
             "container.create" => {
-                let Some(reply) = json(&req.response_body) else {
+                let Some(reply) = json(req.response_bytes().as_ref()) else {
                     return false;
                 };
                 let Some(id) = reply.get("id").and_then(|v| v.as_str()) else {
                     return false;
                 };
-                let facts = match json(&req.body) {
+                let facts = match json(req.body.as_ref()) {
                     Some(body) => Facts::from_body("container.create", &body),
                     // Created from a body the plugin never saw: all it knows is that it does not
                     // know (fail closed for anything sharing it).
@@ -48,7 +48,7 @@ impl<S: Sys> Service<S> {
                 gone = evicted;
             }
             "container.inspect" => {
-                let Some(reply) = json(&req.response_body) else {
+                let Some(reply) = json(req.response_bytes().as_ref()) else {
                     return false;
                 };
                 let (Some(id), name) = (
@@ -98,7 +98,7 @@ impl<S: Sys> Service<S> {
                 gone.push(id);
             }
             "container.prune" => {
-                let Some(reply) = json(&req.response_body) else {
+                let Some(reply) = json(req.response_bytes().as_ref()) else {
                     return false;
                 };
                 for id in crate::body::strings(reply.get("containersdeleted")) {

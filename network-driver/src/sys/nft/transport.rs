@@ -1,17 +1,19 @@
 //! The `NETLINK_NETFILTER` transport: one fresh socket per batch, the kernel's acks read
 //! back and mapped to the step that failed, and the query of whose a table is.
 
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sys::socket::{recv, send as nl_send, MsgFlags};
+
 use super::encode::table_mark;
 use super::wire::*;
 use crate::sys::SysError;
 
-/// Whose table `inet <table>` is: `None` when absent, else whether it carries our mark.
-pub fn table_is_ours(table: &str) -> Result<Option<bool>, SysError> {
+/// A fresh `NETLINK_NETFILTER` socket, bound (one per batch or query: nothing is shared).
+fn nf_socket() -> Result<OwnedFd, SysError> {
     use nix::sys::socket::{
-        bind, recv, send as nl_send, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag,
-        SockProtocol, SockType,
+        bind, socket, AddressFamily, NetlinkAddr, SockFlag, SockProtocol, SockType,
     };
-    use std::os::fd::AsRawFd;
     let fd = socket(
         AddressFamily::Netlink,
         SockType::Raw,
@@ -21,6 +23,12 @@ pub fn table_is_ours(table: &str) -> Result<Option<bool>, SysError> {
     .map_err(|e| SysError::Other(format!("nftables netlink socket: {e}")))?;
     bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))
         .map_err(|e| SysError::Other(format!("nftables netlink bind: {e}")))?;
+    Ok(fd)
+}
+
+/// Whose table `inet <table>` is: `None` when absent, else whether it carries our mark.
+pub fn table_is_ours(table: &str) -> Result<Option<bool>, SysError> {
+    let fd = nf_socket()?;
     let mut a = Attrs::default();
     a.str(NFTA_TABLE_NAME, table);
     let mut msg = Vec::new();
@@ -96,20 +104,7 @@ fn parse_table_reply(mut b: &[u8], mark: &[u8]) -> Result<(Option<bool>, bool), 
 /// Send a batch on a fresh `NETLINK_NETFILTER` socket and collect the kernel's answers. The
 /// kernel processes a batch synchronously inside `send`, so every ack is queued when it returns.
 pub fn send(batch: &[u8], what: &[(u32, String)]) -> Result<(), SysError> {
-    use nix::sys::socket::{
-        bind, recv, send as nl_send, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag,
-        SockProtocol, SockType,
-    };
-    let fd = socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkNetFilter,
-    )
-    .map_err(|e| SysError::Other(format!("nftables netlink socket: {e}")))?;
-    use std::os::fd::AsRawFd;
-    bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))
-        .map_err(|e| SysError::Other(format!("nftables netlink bind: {e}")))?;
+    let fd = nf_socket()?;
     // A batch goes in one sendmsg, limited by the socket's send buffer (EMSGSIZE past ~200 KiB,
     // about 100 networks with the default): size both buffers for this batch (the FORCE
     // variants need CAP_NET_ADMIN, which the plugin has; fall back to the plain ones).
